@@ -1,0 +1,100 @@
+"""Event contracts: what each service announces, as pydantic models.
+
+Events are facts in the past tense. Every event has an id, a type, a schema version, the time
+it occurred and the id of the aggregate it is about. Comment events also carry the comment's
+version, which grows with every change, so a consumer can recognise a stale or repeated event.
+This module is pure: no AWS, no Chalice.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION: Literal[1] = 1
+CommentStatus = Literal["pending", "approved", "rejected"]
+ModerationVerdict = Literal["approved", "rejected"]
+
+_NAMESPACE = uuid.UUID("5f1a3c8e-2b7d-4c55-9a0e-7f6b1d2c3e4f")
+
+
+def derived_event_id(*parts: str) -> str:
+    """A deterministic event id, so that handling the same cause twice emits the same event."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class PostData(_Model):
+    id: str
+    title: str
+
+
+class CommentData(_Model):
+    id: str
+    post_id: str = Field(alias="postId")
+    content: str
+    status: CommentStatus
+    comment_version: int = Field(alias="commentVersion", ge=1)
+
+
+class ModerationData(CommentData):
+    status: ModerationVerdict
+
+
+class _Event(_Model):
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
+    version: Literal[1] = SCHEMA_VERSION
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    aggregate_id: str = Field(min_length=1)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+
+class PostCreated(_Event):
+    type: Literal["PostCreated"] = "PostCreated"
+    data: PostData
+
+    @classmethod
+    def of(cls, post: PostData) -> Self:
+        return cls(aggregate_id=post.id, data=post)
+
+
+class _CommentEvent(_Event):
+    data: CommentData
+
+    @classmethod
+    def of(cls, comment: CommentData, event_id: str | None = None) -> Self:
+        if event_id is None:
+            return cls(aggregate_id=comment.id, data=comment)
+        return cls(event_id=event_id, aggregate_id=comment.id, data=comment)
+
+
+class CommentCreated(_CommentEvent):
+    type: Literal["CommentCreated"] = "CommentCreated"
+
+
+class CommentUpdated(_CommentEvent):
+    type: Literal["CommentUpdated"] = "CommentUpdated"
+
+
+class CommentModerated(_CommentEvent):
+    type: Literal["CommentModerated"] = "CommentModerated"
+    data: ModerationData
+
+
+Event = Annotated[
+    PostCreated | CommentCreated | CommentModerated | CommentUpdated,
+    Field(discriminator="type"),
+]
+EVENT_TYPES = ("PostCreated", "CommentCreated", "CommentModerated", "CommentUpdated")
+_EVENT = TypeAdapter[Event](Event)
+
+
+def parse_event(raw: str | bytes) -> Event:
+    """Parse one event from JSON; raises ``pydantic.ValidationError`` naming what is wrong."""
+    return _EVENT.validate_json(raw)

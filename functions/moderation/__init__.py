@@ -1,0 +1,1 @@
+"""Moderation: decides whether a new comment is approved or rejected."""

@@ -1,0 +1,45 @@
+"""Every resource name and key name, in one place.
+
+The CloudFormation template under ``infra/`` names its resources with the same
+``<prefix>-<suffix>`` rule; ``tests/integration/test_drift.py`` fails if the two disagree.
+"""
+
+from typing import Final
+
+PREFIX_VARIABLE: Final = "BLOG_PREFIX"
+"""Environment variable that holds the resource prefix of a stage (e.g. ``blog-dev``)."""
+
+# Table suffixes.
+POSTS_TABLE: Final = "posts"
+COMMENTS_TABLE: Final = "comments"
+MODERATION_TABLE: Final = "moderation"
+OUTBOX_TABLE: Final = "outbox"
+VIEW_TABLE: Final = "query-view"
+
+# Topic and queue suffixes. Each consuming service has a queue and a dead-letter queue.
+EVENTS_TOPIC: Final = "events"
+CONSUMERS: Final = ("moderation", "comments", "query")
+DLQ_SUFFIX: Final = "-dlq"
+
+# Key attribute names, per table.
+POSTS_KEY: Final = "id"
+COMMENTS_KEY: Final = ("post_id", "comment_id")
+MODERATION_KEY: Final = "comment_id"
+OUTBOX_KEY: Final = "event_id"
+VIEW_KEY: Final = ("view", "key")
+
+# The SNS message attribute that subscription filter policies match on.
+EVENT_TYPE_ATTRIBUTE: Final = "event_type"
+
+
+def resource(prefix: str, suffix: str) -> str:
+    """The physical name of a table, topic or queue of the stage with this prefix."""
+    return f"{prefix}-{suffix}"
+
+
+def queue(prefix: str, consumer: str) -> str:
+    return resource(prefix, f"{consumer}-queue")
+
+
+def dead_letter_queue(prefix: str, consumer: str) -> str:
+    return queue(prefix, consumer) + DLQ_SUFFIX

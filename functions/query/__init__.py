@@ -1,0 +1,1 @@
+"""Query: a read model of posts with their comments and statuses."""

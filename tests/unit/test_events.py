@@ -1,0 +1,57 @@
+"""Event contracts: every event has an id, a type, a schema version and a time; bad input fails."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from functions.events import (
+    CommentCreated,
+    CommentData,
+    PostCreated,
+    PostData,
+    derived_event_id,
+    parse_event,
+)
+
+
+def comment(version: int = 1) -> CommentData:
+    return CommentData(id="c", postId="p", content="x", status="pending", commentVersion=version)
+
+
+def test_events_round_trip_through_json() -> None:
+    for event in (PostCreated.of(PostData(id="p", title="t")), CommentCreated.of(comment())):
+        assert parse_event(event.to_json()) == event
+
+
+def test_every_event_carries_the_envelope() -> None:
+    raw = CommentCreated.of(comment()).model_dump(by_alias=True)
+    assert {"event_id", "type", "version", "occurred_at", "aggregate_id"} <= set(raw)
+    assert raw["data"]["postId"] == "p"
+    assert raw["data"]["commentVersion"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"type": "Unheard"}, "does not match any of the expected tags"),
+        ({"version": 2}, "Input should be 1"),
+        ({"event_id": ""}, "at least 1 character"),
+        ({"data": {"id": "p"}}, "title"),
+        ({"extra": 1}, "Extra inputs are not permitted"),
+    ],
+)
+def test_parse_rejects_what_is_not_a_known_event(change: dict[str, object], problem: str) -> None:
+    raw = PostCreated.of(PostData(id="p", title="t")).model_dump(mode="json")
+    with pytest.raises(ValidationError, match=problem):
+        parse_event(json.dumps({**raw, **change}))
+
+
+def test_comment_version_must_be_positive() -> None:
+    with pytest.raises(ValidationError):
+        comment(version=0)
+
+
+def test_derived_ids_are_stable_and_distinct() -> None:
+    assert derived_event_id("a", "b") == derived_event_id("a", "b")
+    assert derived_event_id("a", "b") != derived_event_id("a", "c")
