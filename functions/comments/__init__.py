@@ -1,0 +1,1 @@
+"""Comments: creates comments as pending, and applies moderation results."""

@@ -1,0 +1,43 @@
+"""Comments routes and queue consumer."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice.app import Blueprint, SQSEvent
+
+from functions import names, settings
+from functions.commands import CreateComment
+from functions.comments import service
+from functions.consumer import Handlers, PartialItemFailureResponse, consume
+from functions.events import CommentModerated
+from functions.http import HttpError, created, json_errors, parse_body
+
+bp = Blueprint(__name__)
+logger = Logger(service="comments")
+
+
+@bp.route("/posts/{post_id}/comments", methods=["POST"], cors=True)
+@json_errors
+def create_comment(post_id: str) -> Any:
+    command = parse_body(bp.current_request, CreateComment)
+    try:
+        comments = service.create_comment(settings.load(), post_id, command)
+    except service.UnknownPost as error:
+        raise HttpError(404, "unknown_post", str(error)) from error
+    return created([c.model_dump(include={"id", "content", "status"}) for c in comments])
+
+
+def _apply(event: CommentModerated) -> None:
+    service.apply_moderation(settings.load(), event)
+
+
+HANDLERS: Handlers = {CommentModerated: _apply}
+
+
+@bp.on_sqs_message(
+    queue=names.queue(settings.import_time_prefix(), "comments"),
+    batch_size=10,
+    name="comments_consumer",
+)
+def on_comment_moderated(event: SQSEvent) -> PartialItemFailureResponse:
+    return consume(event, HANDLERS, logger)

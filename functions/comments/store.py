@@ -1,0 +1,115 @@
+"""The comments table (adapter): key format, transactional writes, reads."""
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions import aws, names, outbox
+from functions.dynamo import cancellation_codes, from_item, is_cancelled, to_item
+from functions.events import CommentCreated, CommentData, CommentUpdated
+from functions.posts import store as posts_store
+from functions.settings import Settings
+
+POST_ID, COMMENT_ID = names.COMMENTS_KEY
+
+
+class PostMissing(Exception):
+    """The transaction's check that the post exists failed."""
+
+
+class CommentChanged(Exception):
+    """The comment was not in the state the update expected (moved on, or missing)."""
+
+
+def _key(post_id: str, comment_id: str) -> dict[str, Any]:
+    return to_item({POST_ID: post_id, COMMENT_ID: comment_id})
+
+
+def _to_comment(item: dict[str, Any]) -> CommentData:
+    values = from_item(item)
+    return CommentData(
+        id=values[COMMENT_ID],
+        postId=values[POST_ID],
+        content=values["content"],
+        status=values["status"],
+        commentVersion=int(values["comment_version"]),
+    )
+
+
+def insert(settings: Settings, comment: CommentData, event: CommentCreated) -> None:
+    """Store a new comment and its event, if and only if its post exists."""
+    put = {
+        "Put": {
+            "TableName": settings.table(names.COMMENTS_TABLE),
+            "Item": to_item(
+                {
+                    POST_ID: comment.post_id,
+                    COMMENT_ID: comment.id,
+                    "content": comment.content,
+                    "status": comment.status,
+                    "comment_version": comment.comment_version,
+                }
+            ),
+            "ConditionExpression": "attribute_not_exists(#id)",
+            "ExpressionAttributeNames": {"#id": COMMENT_ID},
+        }
+    }
+    try:
+        outbox.write(
+            settings.table(names.OUTBOX_TABLE),
+            [posts_store.exists_condition(settings, comment.post_id), put],
+            [event],
+        )
+    except ClientError as error:
+        if is_cancelled(error) and cancellation_codes(error)[0] == "ConditionalCheckFailed":
+            raise PostMissing(comment.post_id) from error
+        raise
+
+
+def update(settings: Settings, before: CommentData, event: CommentUpdated) -> None:
+    """Store ``event.data`` over ``before``, only if the stored comment is still ``before``."""
+    after = event.data
+    operation = {
+        "Update": {
+            "TableName": settings.table(names.COMMENTS_TABLE),
+            "Key": _key(after.post_id, after.id),
+            "UpdateExpression": "SET #status = :status, comment_version = :new",
+            "ConditionExpression": "comment_version = :old",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": to_item(
+                {
+                    ":status": after.status,
+                    ":new": after.comment_version,
+                    ":old": before.comment_version,
+                }
+            ),
+        }
+    }
+    try:
+        outbox.write(settings.table(names.OUTBOX_TABLE), [operation], [event])
+    except ClientError as error:
+        if is_cancelled(error) and "ConditionalCheckFailed" in cancellation_codes(error):
+            raise CommentChanged(after.id) from error
+        raise
+
+
+def get(settings: Settings, post_id: str, comment_id: str) -> CommentData | None:
+    response = aws.client("dynamodb").get_item(
+        TableName=settings.table(names.COMMENTS_TABLE),
+        Key=_key(post_id, comment_id),
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    return _to_comment(item) if item else None
+
+
+def list_for_post(settings: Settings, post_id: str) -> list[CommentData]:
+    paginator = aws.client("dynamodb").get_paginator("query")
+    pages = paginator.paginate(
+        TableName=settings.table(names.COMMENTS_TABLE),
+        KeyConditionExpression="#post = :post",
+        ExpressionAttributeNames={"#post": POST_ID},
+        ExpressionAttributeValues=to_item({":post": post_id}),
+        ConsistentRead=True,
+    )
+    return [_to_comment(item) for page in pages for item in page["Items"]]

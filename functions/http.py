@@ -1,0 +1,70 @@
+"""The HTTP edge shared by every service's routes: parse bodies, shape errors.
+
+Every rejection is a JSON body ``{"error": {"code", "message", "details"?}}`` with a 4xx status,
+raised before anything is written.
+"""
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice.app import Request, Response
+from pydantic import BaseModel, ValidationError
+
+MAX_BODY_BYTES = 64 * 1024
+JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+    def response(self) -> Response:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return Response(body={"error": error}, status_code=self.status, headers=JSON_HEADERS)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(request: Request, model: type[M]) -> M:
+    """The request body as ``model``, or an ``HttpError`` that names the problem."""
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise HttpError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise HttpError(400, "invalid_body", "the body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        details = [
+            {"field": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]}
+            for e in error.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+        raise HttpError(422, "invalid_input", summary, details) from error
+
+
+def created(body: Any) -> Response:
+    return Response(body=body, status_code=201, headers=JSON_HEADERS)
+
+
+def json_errors(route: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn an ``HttpError`` raised by a route into its JSON response."""
+
+    @functools.wraps(route)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return route(*args, **kwargs)
+        except HttpError as error:
+            return error.response()
+
+    return wrapper

@@ -1,0 +1,80 @@
+"""The transactional outbox: an event is stored in the same transaction as the change it reports.
+
+``write`` commits the service's own operations plus one outbox record per event with
+``sent = false``, atomically. The publisher (``functions.publisher``) sees the record on the
+outbox table's stream, publishes it, and flips ``sent``. Nothing else publishes.
+"""
+
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from functions import aws, names
+from functions.dynamo import Item, from_item, to_item
+from functions.events import Event, parse_event
+
+
+class OutboxRecord(BaseModel):
+    """An outbox row as stored and as seen on the stream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    event_type: str
+    payload: str
+    sent: bool
+    created_at: str
+
+    @property
+    def event(self) -> Event:
+        return parse_event(self.payload)
+
+    @classmethod
+    def new(cls, event: Event) -> "OutboxRecord":
+        return cls(
+            event_id=event.event_id,
+            event_type=event.type,
+            payload=event.to_json(),
+            sent=False,
+            created_at=datetime.now(UTC).isoformat(),
+        )
+
+
+def put_operation(table: str, event: Event) -> dict[str, Any]:
+    """The transaction operation that stores ``event`` unsent, once per event id."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(OutboxRecord.new(event).model_dump()),
+            "ConditionExpression": "attribute_not_exists(#id)",
+            "ExpressionAttributeNames": {"#id": names.OUTBOX_KEY},
+        }
+    }
+
+
+def write(table: str, operations: Sequence[dict[str, Any]], events: Sequence[Event]) -> None:
+    """Commit ``operations`` and the outbox records of ``events`` in one transaction."""
+    items = [*operations, *(put_operation(table, event) for event in events)]
+    aws.client("dynamodb").transact_write_items(TransactItems=items)
+
+
+def mark_sent(table: str, event_id: str) -> None:
+    """Flip ``sent``; only an unsent record changes, so a repeat does nothing."""
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(
+            TableName=table,
+            Key=to_item({names.OUTBOX_KEY: event_id}),
+            UpdateExpression="SET sent = :true",
+            ConditionExpression="attribute_exists(#id) AND sent = :false",
+            ExpressionAttributeNames={"#id": names.OUTBOX_KEY},
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":false": {"BOOL": False}},
+        )
+
+
+def record_from_image(image: Item) -> OutboxRecord:
+    """An outbox record from a stream image (typed JSON); raises ``ValidationError``."""
+    return OutboxRecord.model_validate(from_item(image))

@@ -1,0 +1,1 @@
+"""Posts: creates posts."""

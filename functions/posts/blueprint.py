@@ -1,0 +1,20 @@
+"""Posts routes."""
+
+from typing import Any
+
+from chalice.app import Blueprint
+
+from functions import settings
+from functions.commands import CreatePost
+from functions.http import created, json_errors, parse_body
+from functions.posts import service
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/posts", methods=["POST"], cors=True)
+@json_errors
+def create_post() -> Any:
+    command = parse_body(bp.current_request, CreatePost)
+    post = service.create_post(settings.load(), command)
+    return created(post.model_dump())
