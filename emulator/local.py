@@ -1,0 +1,145 @@
+"""The local stack: moto, the infra template deployed into it, the runner and chalice local."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chalice.app import Chalice
+
+from emulator import stack
+from emulator.config import stage_environment
+from emulator.moto_env import EMULATOR_ENVIRONMENT, REGION, use_emulator
+from emulator.runner import ClientFactory, EventSourceRunner
+from emulator.template import ROOT
+from functions import names
+
+logger = logging.getLogger("emulator")
+STAGE = "local"
+
+
+def stream_failure_sink(client: ClientFactory, prefix: str) -> Callable[[dict[str, Any]], None]:
+    """The stream mapping's on-failure destination: the template's publisher-failures queue."""
+    queue = names.resource(prefix, "publisher-failures")
+
+    def send(failure: dict[str, Any]) -> None:
+        sqs = client("sqs")
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(failure))
+
+    return send
+
+
+def build_runner(
+    app: Chalice, client: ClientFactory, prefix: str, *, fast_retry: bool
+) -> EventSourceRunner:
+    return EventSourceRunner(
+        app,
+        client,
+        REGION,
+        fast_retry=fast_retry,
+        on_stream_failure=stream_failure_sink(client, prefix),
+    )
+
+
+def endpoint(aws_port: int) -> str:
+    return f"http://127.0.0.1:{aws_port}"
+
+
+class Emulator:
+    """moto's server on 127.0.0.1, the stack deployed into it, and the runner polling it."""
+
+    def __init__(self, aws_port: int) -> None:
+        from moto.server import ThreadedMotoServer
+
+        from emulator import moto_fixes
+
+        moto_fixes.apply()
+        self.endpoint = endpoint(aws_port)
+        use_emulator(stage_environment(STAGE), self.endpoint)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
+        self.runner: EventSourceRunner | None = None
+
+    def start(self) -> None:
+        from functions import aws, settings
+
+        self._server.start()
+        aws.reset()
+        prefix = settings.load().prefix
+        deployed = stack.deploy(aws.client, prefix)
+        logger.info("stack %s deployed: %d resources", deployed.name, len(deployed.physical_ids))
+
+        import app  # after the stage's environment is set: decorators read it at import
+
+        self.runner = build_runner(app.app, aws.client, prefix, fast_retry=False)
+        self.runner.start()
+        logger.info("event-source runner polling: %s", ", ".join(self.runner.sources))
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self._server.stop()
+
+
+def chalice_local(port: int, aws_endpoint: str) -> subprocess.Popen[bytes]:
+    """``chalice local --stage local`` in its own process group, pointed at the emulator."""
+    environment = {**os.environ, **EMULATOR_ENVIRONMENT, "AWS_ENDPOINT_URL": aws_endpoint}
+    return subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "local",
+            "--stage",
+            STAGE,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            # The runner in the emulator process imports the same code and would not reload
+            # with it; one restart of `make dev` picks up changes everywhere at once.
+            "--no-autoreload",
+        ],
+        cwd=ROOT,
+        env=environment,
+        start_new_session=True,
+    )
+
+
+def wait_for_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback only)
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_for_interrupt() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(1)

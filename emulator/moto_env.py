@@ -1,0 +1,23 @@
+"""The process environment that boto3 and moto need for the emulated AWS, in one place."""
+
+import os
+
+REGION = "us-east-1"
+
+EMULATOR_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    # botocore 1.44 routes DynamoDB to account-based endpoints that moto does not intercept,
+    # which breaks DynamoDB Streams under mock_aws (see ../shared/notes).
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+
+
+def use_emulator(stage_environment: dict[str, str], endpoint: str | None = None) -> None:
+    """Point this process at the emulator: fake credentials, the stage's variables."""
+    os.environ.update(EMULATOR_ENVIRONMENT)
+    os.environ.update(stage_environment)
+    if endpoint is not None:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint

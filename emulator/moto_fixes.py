@@ -1,0 +1,183 @@
+"""A fix for moto's DynamoDB TransactWriteItems, to apply only where the code runs on moto.
+
+moto 5.2 deep-copies every table a transaction touches and, when the transaction is cancelled
+(a failed ConditionExpression, which idempotent writes cause on purpose), swaps the live table
+for the copy. Each transaction then costs time in proportion to the table size, a cancelled one
+leaves "ghost" stream records of writes that never happened, stream iterators issued earlier
+never see another write, and under moto's threaded server writes committed meanwhile are lost.
+The replacement checks every operation and condition first, changing nothing, then writes. One
+re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-then-write atomic
+across the server's threads. See tests/integration/test_moto_fixes.py for the defect and the fix.
+"""
+
+import copy
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import Item
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_LOCK = threading.RLock()
+_LOCKED_WRITES = ("put_item", "update_item", "delete_item")
+_originals: dict[str, Callable[..., Any]] = {}
+
+# (operation type, operation, key) of a write that passed its checks.
+_Write = tuple[str, dict[str, Any], dict[str, Any]]
+# moto's cancellation reason for one item: (code, message, old item), all None if it passed.
+_Reason = tuple[str | None, str | None, dict[str, Any] | None]
+
+
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    @wraps(method)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
+def _write(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
+    """Do one transaction write the way moto does, minus its already-checked condition."""
+    if op_type == "Put":
+        backend.put_item(op["TableName"], op["Item"])
+    elif op_type == "Delete":
+        backend.delete_item(op["TableName"], key)
+    elif op_type == "Update":
+        backend.update_item(  # moto's own transaction passes None for absent names and values
+            op["TableName"],
+            key,
+            update_expression=op["UpdateExpression"],
+            expression_attribute_names=op.get("ExpressionAttributeNames"),  # type: ignore[arg-type]
+            expression_attribute_values=op.get("ExpressionAttributeValues"),  # type: ignore[arg-type]
+        )
+
+
+def _sandbox(backend: DynamoDBBackend, table_name: str, current: Item | None) -> DynamoDBBackend:
+    """A throwaway backend whose one table has the real table's schema and a copy of `current`.
+
+    A write done there raises exactly what the real write would, and touches nothing real.
+    """
+    table = copy.copy(backend.get_table(table_name))  # shallow: shares the schema, not the items
+    table.items = defaultdict(dict)
+    table.stream_shard = None
+    if current is not None:
+        item = copy.deepcopy(current)
+        if item.range_key is None:
+            table.items[item.hash_key] = item  # type: ignore[assignment]  # as moto does
+        else:
+            table.items[item.hash_key][item.range_key] = item
+    sandbox = DynamoDBBackend(backend.region_name, backend.account_id)
+    sandbox.tables[table_name] = table
+    return sandbox
+
+
+def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_Write]:
+    """Validate every operation and evaluate every condition, changing nothing.
+
+    Raises what moto's own transact_write_items raises: validation errors at once, otherwise
+    TransactionCanceledException with one reason per item. Returns the writes to do.
+    """
+    targets: set[tuple[str, str]] = set()
+    writes: list[_Write] = []
+    reasons: list[_Reason] = []
+    for transact_item in transact_items:
+        if len(transact_item) > 1:
+            raise TransactWriteSingleOpException
+        old_item: dict[str, Any] | None = None
+        try:
+            op_type, op = next(iter(transact_item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            if op_type == "Put":
+                table = backend.get_table(table_name)
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            target = (str(table_name), str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+
+            current = backend.get_item(table_name, key)
+            condition = get_filter_expression(
+                op.get("ConditionExpression"),
+                op.get("ExpressionAttributeNames"),
+                op.get("ExpressionAttributeValues"),
+            )
+            if not condition.expr(current):
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    old_item = current.to_json()["Attributes"]
+                raise ConditionalCheckFailed(item=old_item)
+            _write(_sandbox(backend, table_name, current), op_type, op, key)
+            writes.append((op_type, op, key))
+            reasons.append((None, None, None))
+        except MockValidationException:
+            raise
+        except ConditionalCheckFailed as e:
+            reasons.append(("ConditionalCheckFailed", str(e.message), old_item))
+        except Exception as e:
+            reasons.append((type(e).__name__, str(e), None))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+    return writes
+
+
+@_locked
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """moto's transact_write_items without the table copies: check everything, then write."""
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    for op_type, op, key in _check(self, transact_items):
+        _write(self, op_type, op, key)
+
+
+def apply() -> None:
+    """Patch moto's DynamoDBBackend (idempotent)."""
+    with _LOCK:
+        if _originals:
+            return
+        names = (*_LOCKED_WRITES, "transact_write_items")
+        _originals.update({name: vars(DynamoDBBackend)[name] for name in names})
+        replacements = {name: _locked(_originals[name]) for name in _LOCKED_WRITES}
+        replacements["transact_write_items"] = _transact_write_items
+        for name, replacement in replacements.items():
+            setattr(DynamoDBBackend, name, replacement)
+
+
+def remove() -> None:
+    """Restore moto's own methods (a no-op if the patch is not applied)."""
+    with _LOCK:
+        for name, original in _originals.items():
+            setattr(DynamoDBBackend, name, original)
+        _originals.clear()
+
+
+@contextmanager
+def patched() -> Iterator[None]:
+    """Apply the patch for the duration of the block; leave it as found afterwards."""
+    already_applied = bool(_originals)
+    apply()
+    try:
+        yield
+    finally:
+        if not already_applied:
+            remove()

@@ -1,0 +1,440 @@
+"""The local event-source runner: what Lambda's event source mappings and schedules do on AWS.
+
+``chalice local`` serves only HTTP routes and moto runs no Lambda code without Docker, so this
+runner reads the event sources registered on the Chalice app and drives the real handlers:
+
+- a DynamoDB stream source reads the (moto) stream shard and, like Lambda, retries from the
+  first record a handler reports in ``batchItemFailures`` (or the whole batch if the handler
+  raised), and after ``max_stream_retries`` sends the batch's description to an on-failure
+  callback and moves on;
+- an SQS source receives up to ``batch_size`` messages, deletes only the ones that succeeded
+  and leaves the rest to come back after the visibility timeout (``fast_retry`` makes them
+  visible at once, standing in for the wait) until the redrive policy moves them to the DLQ;
+- a schedule source fires at its ``rate(...)``.
+
+Handlers are imported by their Lambda handler string (``module.function``), as Lambda does, so
+``app.py`` is not in the call path. Any source can be paused and resumed, as disabling an event
+source mapping does. ``drain()`` polls until nothing is left (tests); ``start()`` polls in a
+background thread (local development).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice.app import Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT = "123456789012"
+SQS_MAX_BATCH = 10
+Handler = Callable[[dict[str, Any], Any], Any]
+ClientFactory = Callable[[str], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    region: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 128
+    function_version: str = "$LATEST"
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def resolve_handler(handler_string: str) -> Handler:
+    """Import ``package.module.function`` the way the Lambda runtime does."""
+    module_name, _, attribute = handler_string.rpartition(".")
+    handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    return handler
+
+
+def failed_ids(response: Any, all_ids: list[str]) -> list[str] | None:
+    """The ids a handler reported as failed; ``None`` for a malformed response (all failed)."""
+    if response is None:
+        return []
+    if not isinstance(response, dict):
+        return None
+    failures = response.get("batchItemFailures", [])
+    if not isinstance(failures, list):
+        return None
+    ids = [f.get("itemIdentifier") for f in failures if isinstance(f, dict)]
+    if len(ids) != len(failures) or any(i not in all_ids for i in ids):
+        return None
+    return [str(i) for i in ids]
+
+
+@dataclass
+class Stats:
+    """What a source has done since the runner started."""
+
+    invocations: int = 0
+    records: int = 0
+    failures: int = 0
+
+
+class Source:
+    kind = "source"
+
+    def __init__(self, name: str, handler: Handler, region: str) -> None:
+        self.name, self._handler, self._region = name, handler, region
+        self.paused = False
+        self.stats = Stats()
+
+    def poll(self) -> int:
+        """Deliver at most one batch; the number of records delivered."""
+        raise NotImplementedError
+
+    def _invoke(self, event: dict[str, Any], records: int) -> tuple[bool, Any]:
+        self.stats.invocations += 1
+        self.stats.records += records
+        try:
+            return True, self._handler(event, LambdaContext(self.name, self._region))
+        except Exception:
+            logger.exception("%s: handler raised; the whole batch failed", self.name)
+            return False, None
+
+
+class SqsSource(Source):
+    kind = "sqs"
+
+    def __init__(
+        self,
+        config: SQSEventConfig,
+        handler: Handler,
+        region: str,
+        sqs: Any,
+        fast_retry: bool,
+    ) -> None:
+        super().__init__(config.name, handler, region)
+        queue = config.queue or str(config.queue_arn).rsplit(":", 1)[-1]
+        self.queue_url: str = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        self.queue_arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"
+        self._sqs, self._batch, self._fast_retry = sqs, config.batch_size, fast_retry
+
+    def poll(self) -> int:
+        messages = self._sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(self._batch, SQS_MAX_BATCH),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        ok, response = self._invoke({"Records": [self._record(m) for m in messages]}, len(messages))
+        ids = [m["MessageId"] for m in messages]
+        failed = failed_ids(response, ids) if ok else None
+        failed_set = set(ids if failed is None else failed)
+        done = [m for m in messages if m["MessageId"] not in failed_set]
+        retry = [m for m in messages if m["MessageId"] in failed_set]
+        self.stats.failures += len(retry)
+        self._settle(done, retry)
+        return len(messages)
+
+    def _settle(self, done: list[dict[str, Any]], retry: list[dict[str, Any]]) -> None:
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        if retry and self._fast_retry:
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(retry)
+                ],
+            )
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {
+                name: {
+                    "stringValue": value.get("StringValue"),
+                    "binaryValue": value.get("BinaryValue"),
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                    "dataType": value["DataType"],
+                }
+                for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": self._region,
+        }
+
+
+class StreamSource(Source):
+    kind = "dynamodb-stream"
+
+    def __init__(
+        self,
+        config: DynamoDBEventConfig,
+        handler: Handler,
+        region: str,
+        dynamodb: Any,
+        streams: Any,
+        max_retries: int,
+        on_failure: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        super().__init__(config.name, handler, region)
+        table = table_of_stream(config.stream_arn)
+        self.stream_arn: str = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        self._streams, self._batch = streams, config.batch_size
+        self._max_retries, self._on_failure = max_retries, on_failure
+        shards = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        self._shard = shards[0]["ShardId"]
+        self._iterator: str | None = self._new_iterator(config.starting_position)
+        self._attempt = 0
+
+    def _new_iterator(self, iterator_type: str, sequence_number: str | None = None) -> str:
+        arguments = {
+            "StreamArn": self.stream_arn,
+            "ShardId": self._shard,
+            "ShardIteratorType": iterator_type,
+        }
+        if sequence_number is not None:
+            arguments["SequenceNumber"] = sequence_number
+        iterator: str = self._streams.get_shard_iterator(**arguments)["ShardIterator"]
+        return iterator
+
+    def poll(self) -> int:
+        response = self._streams.get_records(ShardIterator=self._iterator, Limit=self._batch)
+        records = response["Records"]
+        if not records:
+            self._iterator = response.get("NextShardIterator", self._iterator)
+            return 0
+        ok, result = self._invoke({"Records": [self._record(r) for r in records]}, len(records))
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        failed = failed_ids(result, numbers) if ok else None
+        if failed == []:
+            self._attempt = 0
+            self._iterator = response["NextShardIterator"]
+            return len(records)
+        self.stats.failures += 1
+        first_failed = numbers[0] if failed is None else min(failed, key=int)
+        self._attempt += 1
+        if self._attempt <= self._max_retries:
+            self._iterator = self._new_iterator("AT_SEQUENCE_NUMBER", first_failed)
+        else:
+            self._give_up(first_failed, numbers[-1], len(records))
+            self._iterator = response["NextShardIterator"]
+        return len(records)
+
+    def _give_up(self, first: str, last: str, size: int) -> None:
+        """Like Lambda after ``MaximumRetryAttempts``: report the batch and skip it."""
+        self._attempt = 0
+        logger.error("%s: records %s..%s failed every retry; skipped", self.name, first, last)
+        if self._on_failure is not None:
+            self._on_failure(
+                {
+                    "requestContext": {
+                        "functionArn": LambdaContext(self.name, self._region).invoked_function_arn
+                    },
+                    "DDBStreamBatchInfo": {
+                        "shardId": self._shard,
+                        "startSequenceNumber": first,
+                        "endSequenceNumber": last,
+                        "batchSize": size,
+                        "streamArn": self.stream_arn,
+                    },
+                }
+            )
+
+    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+        change = dict(record["dynamodb"])
+        created = change.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            change["ApproximateCreationDateTime"] = created.timestamp()
+        return {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": self._region,
+            "dynamodb": change,
+            "eventSourceARN": self.stream_arn,
+        }
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    """Seconds between runs of a ``rate(N unit)`` schedule expression."""
+    match = _RATE.match(expression)
+    if match is None:
+        raise ValueError(f"unsupported schedule expression {expression!r}: use rate(N unit)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+class ScheduleSource(Source):
+    kind = "schedule"
+
+    def __init__(self, config: ScheduledEventConfig, handler: Handler, region: str) -> None:
+        super().__init__(config.name, handler, region)
+        expression = config.schedule_expression
+        text = expression if isinstance(expression, str) else expression.to_string()
+        self.every = rate_seconds(text)
+        self._next = time.monotonic() + self.every
+
+    def due(self, now: float) -> bool:
+        return not self.paused and now >= self._next
+
+    def poll(self) -> int:
+        """Fire once, now."""
+        self._next = time.monotonic() + self.every
+        ok, _ = self._invoke(
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": ACCOUNT,
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": self._region,
+                "resources": [f"arn:aws:events:{self._region}:{ACCOUNT}:rule/{self.name}"],
+                "detail": {},
+            },
+            1,
+        )
+        if not ok:
+            self.stats.failures += 1
+        return 1
+
+
+def table_of_stream(stream_arn: str) -> str:
+    """The table name in a DynamoDB stream ARN (``...:table/<name>/stream/<label>``)."""
+    match = re.search(r":table/([^/]+)/stream/", stream_arn)
+    if match is None:
+        raise ValueError(f"not a DynamoDB stream ARN: {stream_arn!r}")
+    return match.group(1)
+
+
+class EventSourceRunner:
+    """Every event source of a Chalice app, polled like Lambda polls them."""
+
+    def __init__(
+        self,
+        app: Chalice,
+        client: ClientFactory,
+        region: str,
+        *,
+        fast_retry: bool = True,
+        max_stream_retries: int = 3,
+        on_stream_failure: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.sources: dict[str, Source] = {}
+        for config in app.event_sources:
+            handler = resolve_handler(config.handler_string)
+            source: Source
+            if isinstance(config, SQSEventConfig):
+                source = SqsSource(config, handler, region, client("sqs"), fast_retry)
+            elif isinstance(config, DynamoDBEventConfig):
+                source = StreamSource(
+                    config,
+                    handler,
+                    region,
+                    client("dynamodb"),
+                    client("dynamodbstreams"),
+                    max_stream_retries,
+                    on_stream_failure,
+                )
+            elif isinstance(config, ScheduledEventConfig):
+                source = ScheduleSource(config, handler, region)
+            else:
+                raise TypeError(
+                    f"{config.name}: the runner does not emulate {type(config).__name__}"
+                )
+            self.sources[config.name] = source
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _pollable(self) -> Iterable[Source]:
+        return [
+            s for s in self.sources.values() if not s.paused and not isinstance(s, ScheduleSource)
+        ]
+
+    def pause(self, name: str) -> None:
+        self.sources[name].paused = True
+
+    def resume(self, name: str) -> None:
+        self.sources[name].paused = False
+
+    def poll_once(self) -> int:
+        """One poll of every running stream and queue source; records delivered."""
+        with self._lock:
+            return sum(source.poll() for source in self._pollable())
+
+    def drain(self, max_rounds: int = 1000) -> int:
+        """Poll until a whole round delivers nothing; records delivered in all."""
+        total = 0
+        for _ in range(max_rounds):
+            delivered = self.poll_once()
+            if delivered == 0:
+                return total
+            total += delivered
+        raise RuntimeError(f"event sources still busy after {max_rounds} rounds")
+
+    def fire(self, name: str) -> None:
+        """Run one schedule now (tests, and the 'run it now' button of the local stack)."""
+        with self._lock:
+            self.sources[name].poll()
+
+    def fire_due_schedules(self) -> int:
+        now = time.monotonic()
+        due = [s for s in self.sources.values() if isinstance(s, ScheduleSource) and s.due(now)]
+        with self._lock:
+            return sum(s.poll() for s in due)
+
+    def start(self, interval: float = 0.2) -> None:
+        """Poll in a background thread until ``stop()``."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    busy = self.poll_once() + self.fire_due_schedules()
+                except Exception:
+                    logger.exception("event-source runner: poll failed; retrying")
+                    busy = 0
+                if not busy:
+                    self._stop.wait(interval)
+
+        self._stop.clear()
+        self._thread = threading.Thread(target=loop, name="event-source-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
