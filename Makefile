@@ -1,0 +1,44 @@
+# The two commands a fresh clone needs: `make dev` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PORT ?= 8000
+AWS_PORT ?= 5000
+
+.PHONY: install dev emulator api test lint typecheck unit
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## make dev: moto + the infra stack + the event-source runner + chalice local, in one terminal.
+dev: install
+	PORT=$(PORT) AWS_PORT=$(AWS_PORT) $(BIN)/python -m emulator dev
+
+## make emulator / make api: the same, in two terminals.
+emulator: install
+	AWS_PORT=$(AWS_PORT) $(BIN)/python -m emulator serve
+
+api: install
+	AWS_PORT=$(AWS_PORT) PORT=$(PORT) $(BIN)/python -m emulator api
+
+## make test: lint, types and every test.
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint infra/template.yaml
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest tests/unit

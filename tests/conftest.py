@@ -1,0 +1,70 @@
+"""Shared fixtures: moto in-process, the infra template deployed into it, the real app.
+
+The environment is set before ``app`` is imported: Chalice evaluates queue names and the stream
+ARN in the decorators at import.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from emulator import moto_fixes, stack
+from emulator.config import stage_environment
+from emulator.local import build_runner
+from emulator.moto_env import use_emulator
+from emulator.runner import EventSourceRunner
+from emulator.template import ROOT
+
+use_emulator(stage_environment("test"))
+
+from chalice.test import Client  # noqa: E402
+
+import app  # noqa: E402
+from functions import aws  # noqa: E402
+from tests.helpers import PREFIX  # noqa: E402
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    with moto_fixes.patched(), mock_aws():
+        aws.reset()
+        yield
+    aws.reset()
+
+
+@pytest.fixture
+def deployed(moto: None) -> stack.Stack:
+    return stack.deploy(aws.client, PREFIX)
+
+
+@pytest.fixture
+def runner(deployed: stack.Stack) -> EventSourceRunner:
+    return build_runner(app.app, aws.client, PREFIX, fast_retry=True)
+
+
+@dataclass
+class Api:
+    """The HTTP API through ``chalice.test.Client``, with JSON in and out."""
+
+    client: Client
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        raw = body if isinstance(body, str | bytes) else json.dumps(body)
+        response = self.client.http.post(
+            path, headers={"Content-Type": "application/json"}, body=raw
+        )
+        return response.status_code, json.loads(response.body)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        response = self.client.http.get(path)
+        return response.status_code, json.loads(response.body)
+
+
+@pytest.fixture
+def api(deployed: stack.Stack) -> Iterator[Api]:
+    with Client(app.app, stage_name="test", project_dir=str(ROOT)) as client:
+        yield Api(client)

@@ -1,0 +1,65 @@
+"""Acceptance 5: bad HTTP input gets a 4xx JSON error that names the problem; nothing is written."""
+
+import pytest
+
+from functions import names
+from tests.conftest import Api
+from tests.helpers import scan
+
+BAD_POSTS = [
+    ("{not json", 400, "invalid_json", "not valid JSON"),
+    ("", 400, "invalid_json", "not valid JSON"),
+    ("[1, 2]", 400, "invalid_body", "JSON object"),
+    ({}, 422, "invalid_input", "title: Field required"),
+    ({"title": ""}, 422, "invalid_input", "title: String should have at least 1 character"),
+    ({"title": "   "}, 422, "invalid_input", "title: String should have at least 1 character"),
+    ({"title": None}, 422, "invalid_input", "title: Input should be a valid string"),
+    ({"title": 42}, 422, "invalid_input", "title: Input should be a valid string"),
+    ({"title": ["a"]}, 422, "invalid_input", "title: Input should be a valid string"),
+    ({"title": "x" * 201}, 422, "invalid_input", "at most 200 characters"),
+    ("x" * 70_000, 413, "body_too_large", "over 65536 bytes"),
+]
+BAD_COMMENTS = [
+    ("{", 400, "invalid_json", "not valid JSON"),
+    ({"content": None}, 422, "invalid_input", "content: Input should be a valid string"),
+    ({"content": ""}, 422, "invalid_input", "content: String should have at least 1 character"),
+    ({"content": {"a": 1}}, 422, "invalid_input", "content: Input should be a valid string"),
+    ({"content": "x" * 2001}, 422, "invalid_input", "at most 2000 characters"),
+    ({"text": "hello"}, 422, "invalid_input", "content: Field required"),
+]
+
+
+def assert_nothing_written() -> None:
+    for table in (names.POSTS_TABLE, names.COMMENTS_TABLE, names.OUTBOX_TABLE):
+        assert scan(table) == [], table
+
+
+@pytest.mark.parametrize(("body", "status", "code", "says"), BAD_POSTS)
+def test_bad_post_is_rejected_with_a_json_error(
+    api: Api, body: object, status: int, code: str, says: str
+) -> None:
+    got_status, error = api.post("/posts", body)
+    assert (got_status, error["error"]["code"]) == (status, code)
+    assert says in error["error"]["message"]
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize(("body", "status", "code", "says"), BAD_COMMENTS)
+def test_bad_comment_is_rejected_with_a_json_error(
+    api: Api, body: object, status: int, code: str, says: str
+) -> None:
+    # GIVEN a post (whose own records are the only ones allowed to exist)
+    _, post = api.post("/posts", {"title": "t"})
+    outbox_before = scan(names.OUTBOX_TABLE)
+    got_status, error = api.post(f"/posts/{post['id']}/comments", body)
+    assert (got_status, error["error"]["code"]) == (status, code)
+    assert says in error["error"]["message"]
+    assert scan(names.COMMENTS_TABLE) == []
+    assert scan(names.OUTBOX_TABLE) == outbox_before
+
+
+def test_unknown_post_comment_is_404(api: Api) -> None:
+    status, error = api.post("/posts/missing/comments", {"content": "hi"})
+    assert (status, error["error"]["code"]) == (404, "unknown_post")
+    assert "missing" in error["error"]["message"]
+    assert_nothing_written()

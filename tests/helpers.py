@@ -1,0 +1,49 @@
+"""Reading the emulated AWS state in tests."""
+
+from typing import Any
+
+from functions import aws, names, settings
+from functions.dynamo import from_item
+
+PREFIX = settings.load().prefix
+
+
+def scan(table_suffix: str) -> list[dict[str, Any]]:
+    pages = (
+        aws.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(TableName=names.resource(PREFIX, table_suffix), ConsistentRead=True)
+    )
+    return [from_item(item) for page in pages for item in page["Items"]]
+
+
+def queue_url(name: str) -> str:
+    url: str = aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    return url
+
+
+def queue_depth(name: str) -> int:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url(name),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def receive_all(name: str) -> list[dict[str, Any]]:
+    """Every message in a queue (received, not deleted)."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = (
+            aws.client("sqs")
+            .receive_message(
+                QueueUrl=queue_url(name),
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=60,
+            )
+            .get("Messages", [])
+        )
+        if not batch:
+            return messages
+        messages += batch

@@ -1,0 +1,134 @@
+"""The event-source runner drives handlers the way Lambda's event source mappings do.
+
+A throwaway app registers its own handlers on the stack's outbox stream and query queue, so
+the runner's rules can be checked with handlers that fail on purpose.
+"""
+
+from typing import Any
+
+import pytest
+from chalice.app import Blueprint, Chalice, DynamoDBEvent, SQSEvent
+
+from emulator.runner import EventSourceRunner
+from emulator.stack import Stack
+from functions import aws, names
+from functions.dynamo import to_item
+from tests.helpers import PREFIX, queue_depth, queue_url, receive_all
+
+bp = Blueprint(__name__)
+seen: list[str] = []
+fail_on: dict[str, int] = {}  # record key -> failures left
+failures_reported: list[dict[str, Any]] = []
+
+
+@bp.on_dynamodb_record(
+    stream_arn=f"arn:aws:dynamodb:us-east-1:1:table/{PREFIX}-outbox/stream/x",
+    batch_size=10,
+    starting_position="TRIM_HORIZON",
+    name="stream_probe",
+)
+def on_record(event: DynamoDBEvent) -> dict[str, Any]:
+    for record in event:
+        key = record.keys["event_id"]["S"]
+        seen.append(key)
+        if fail_on.get(key, 0) > 0:
+            fail_on[key] -= 1
+            return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
+    return {"batchItemFailures": []}
+
+
+@bp.on_sqs_message(queue=names.queue(PREFIX, "query"), batch_size=10, name="queue_probe")
+def on_message(event: SQSEvent) -> dict[str, Any]:
+    failed = []
+    for record in event:
+        seen.append(record.body)
+        if record.body.startswith("bad"):
+            failed.append({"itemIdentifier": record.to_dict()["messageId"]})
+    return {"batchItemFailures": failed}
+
+
+@bp.on_sqs_message(queue=names.queue(PREFIX, "comments"), name="raising_probe")
+def raising(event: SQSEvent) -> None:
+    raise RuntimeError("boom")
+
+
+@pytest.fixture
+def probe(deployed: Stack) -> EventSourceRunner:
+    seen.clear()
+    fail_on.clear()
+    failures_reported.clear()
+    app = Chalice("probe")
+    app.register_blueprint(bp)
+    return EventSourceRunner(
+        app,
+        aws.client,
+        "us-east-1",
+        max_stream_retries=2,
+        on_stream_failure=failures_reported.append,
+    )
+
+
+def put(key: str) -> None:
+    aws.client("dynamodb").put_item(
+        TableName=names.resource(PREFIX, names.OUTBOX_TABLE), Item=to_item({"event_id": key})
+    )
+
+
+def test_stream_retries_from_the_first_failed_record(probe: EventSourceRunner) -> None:
+    probe.pause("queue_probe")
+    probe.pause("raising_probe")
+    for key in "abcd":
+        put(key)
+    fail_on["c"] = 1
+    probe.drain()
+    # a and b are not delivered again; c is retried once, then the batch goes on
+    assert seen == ["a", "b", "c", "c", "d"]
+    assert failures_reported == []
+
+
+def test_stream_gives_up_after_the_retries_and_reports_the_batch(probe: EventSourceRunner) -> None:
+    probe.pause("queue_probe")
+    probe.pause("raising_probe")
+    for key in "ab":
+        put(key)
+    fail_on["a"] = 99
+    probe.drain()
+    assert seen == ["a", "a", "a"]  # the first try and two retries; then skipped with b
+    [report] = failures_reported
+    assert report["DDBStreamBatchInfo"]["batchSize"] == 2
+    put("c")
+    probe.drain()
+    assert seen[-1] == "c"
+
+
+def test_sqs_deletes_only_the_successes(probe: EventSourceRunner) -> None:
+    probe.pause("stream_probe")
+    probe.pause("raising_probe")
+    sqs, url = aws.client("sqs"), queue_url(names.queue(PREFIX, "query"))
+    for body in ("good-1", "bad", "good-2"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    probe.drain()
+    assert seen.count("good-1") == seen.count("good-2") == 1
+    assert seen.count("bad") == 3  # maxReceiveCount, then the redrive policy takes it
+    assert [m["Body"] for m in receive_all(names.dead_letter_queue(PREFIX, "query"))] == ["bad"]
+
+
+def test_a_raising_handler_fails_the_whole_batch(probe: EventSourceRunner) -> None:
+    probe.pause("stream_probe")
+    probe.pause("queue_probe")
+    sqs, url = aws.client("sqs"), queue_url(names.queue(PREFIX, "comments"))
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    probe.drain()
+    assert probe.sources["raising_probe"].stats.failures == 3
+    assert queue_depth(names.dead_letter_queue(PREFIX, "comments")) == 1
+
+
+def test_a_paused_source_is_not_polled(probe: EventSourceRunner) -> None:
+    probe.pause("stream_probe")
+    probe.pause("raising_probe")
+    probe.pause("queue_probe")
+    put("a")
+    assert probe.drain() == 0
+    probe.resume("stream_probe")
+    probe.drain()
+    assert seen == ["a"]
