@@ -66,3 +66,22 @@ def test_unknown_post_is_404_and_writes_nothing(api: Api) -> None:
     assert scan(names.COMMENTS_TABLE) == []
     assert scan(names.OUTBOX_TABLE) == []
     assert api.get("/posts/nope")[0] == 404
+
+
+def test_every_route_allows_cors(api: Api) -> None:
+    _, post = api.post("/posts", {"title": "t"})
+    requests = [
+        api.client.http.get("/posts"),
+        api.client.http.get(f"/posts/{post['id']}"),
+        api.client.http.post(
+            "/posts", headers={"Content-Type": "application/json"}, body='{"title": "x"}'
+        ),
+        api.client.http.post(
+            f"/posts/{post['id']}/comments",
+            headers={"Content-Type": "application/json"},
+            body='{"content": "x"}',
+        ),
+        api.client.http.post("/posts", headers={"Content-Type": "application/json"}, body="{"),
+    ]
+    for response in requests:
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
