@@ -2,7 +2,7 @@
 
 from chalice.app import Chalice
 
-from functions import publisher
+from functions import archiver, publisher
 from functions.comments.blueprint import bp as comments
 from functions.moderation.blueprint import bp as moderation
 from functions.posts.blueprint import bp as posts
@@ -11,5 +11,5 @@ from functions.query.blueprint import bp as query
 app = Chalice(app_name="blog")
 app.api.cors = True
 
-for blueprint in (posts, comments, moderation, query, publisher.bp):
+for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp):
     app.register_blueprint(blueprint)

@@ -25,11 +25,13 @@ from functions import names
 
 logger = logging.getLogger("emulator")
 STAGE = "local"
+RESUME_HOOKS = {"query_consumer": "query_catch_up"}
+"""When the query consumer resumes, it catches up from the archive at once."""
 
 
 def stream_failure_sink(client: ClientFactory, prefix: str) -> Callable[[dict[str, Any]], None]:
     """The stream mapping's on-failure destination: the template's publisher-failures queue."""
-    queue = names.resource(prefix, "publisher-failures")
+    queue = names.resource(prefix, names.PUBLISHER_FAILURES_QUEUE)
 
     def send(failure: dict[str, Any]) -> None:
         sqs = client("sqs")
@@ -48,6 +50,7 @@ def build_runner(
         REGION,
         fast_retry=fast_retry,
         on_stream_failure=stream_failure_sink(client, prefix),
+        on_resume=RESUME_HOOKS,
     )
 
 

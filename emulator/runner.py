@@ -10,7 +10,8 @@ runner reads the event sources registered on the Chalice app and drives the real
 - an SQS source receives up to ``batch_size`` messages, deletes only the ones that succeeded
   and leaves the rest to come back after the visibility timeout (``fast_retry`` makes them
   visible at once, standing in for the wait) until the redrive policy moves them to the DLQ;
-- a schedule source fires at its ``rate(...)``.
+- a schedule source fires at its ``rate(...)``; ``on_resume`` ties a schedule to a source,
+  to run when the source resumes (the query consumer's catch-up).
 
 Handlers are imported by their Lambda handler string (``module.function``), as Lambda does, so
 ``app.py`` is not in the call path. Any source can be paused and resumed, as disabling an event
@@ -351,8 +352,10 @@ class EventSourceRunner:
         fast_retry: bool = True,
         max_stream_retries: int = 3,
         on_stream_failure: Callable[[dict[str, Any]], None] | None = None,
+        on_resume: dict[str, str] | None = None,
     ) -> None:
         self.sources: dict[str, Source] = {}
+        self._on_resume = on_resume or {}
         for config in app.event_sources:
             handler = resolve_handler(config.handler_string)
             source: Source
@@ -388,7 +391,10 @@ class EventSourceRunner:
         self.sources[name].paused = True
 
     def resume(self, name: str) -> None:
+        """Resume a source, then run the schedule tied to its resumption (e.g. a catch-up)."""
         self.sources[name].paused = False
+        if name in self._on_resume:
+            self.fire(self._on_resume[name])
 
     def poll_once(self) -> int:
         """One poll of every running stream and queue source; records delivered."""

@@ -20,16 +20,28 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import SQSEvent
 from pydantic import ValidationError
 
+from functions import names
 from functions.events import parse_event
 
 __all__ = ["Handlers", "PartialItemFailureResponse", "PoisonMessage", "consume"]
 
-Handlers = Mapping[type[Any], Callable[[Any], None]]
-"""The consumer's handler for each event class it subscribes to."""
+Handlers = Mapping[type[Any], Callable[[Any, int | None], None]]
+"""The consumer's handler for each event class it subscribes to, called with the event and its
+archive position (``None`` for a message that did not come from the publisher)."""
 
 
 class PoisonMessage(Exception):
     """A message that no retry can fix: it is not an event this consumer understands."""
+
+
+def _position(record: SQSRecord) -> int | None:
+    attribute = record.raw_event.get("messageAttributes", {}).get(names.POSITION_ATTRIBUTE)
+    if attribute is None:
+        return None
+    value = str(attribute.get("stringValue"))
+    if not value.isdigit():
+        raise PoisonMessage(f"{names.POSITION_ATTRIBUTE} is not a position: {value!r}")
+    return int(value)
 
 
 def consume(
@@ -45,7 +57,7 @@ def consume(
             handle = handlers.get(type(domain_event))
             if handle is None:
                 raise PoisonMessage(f"unexpected event type {domain_event.type!r}")
-            handle(domain_event)
+            handle(domain_event, _position(record))
         except ValidationError as error:
             reason = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"

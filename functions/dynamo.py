@@ -1,10 +1,13 @@
 """DynamoDB plumbing shared by the adapters: item (de)serialisation and transaction errors."""
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+
+from functions import aws
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -13,11 +16,24 @@ Item = dict[str, Any]
 
 
 def to_item(values: Mapping[str, Any]) -> Item:
-    return {name: _SERIALIZER.serialize(value) for name, value in values.items()}
+    """Typed attribute values; floats become Decimals, as DynamoDB's number type needs."""
+    return {
+        name: _SERIALIZER.serialize(Decimal(repr(value)) if isinstance(value, float) else value)
+        for name, value in values.items()
+    }
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
+def batch_write(table: str, requests: list[dict[str, Any]]) -> None:
+    """BatchWriteItem, 25 requests a call, retrying what DynamoDB leaves unprocessed."""
+    client = aws.client("dynamodb")
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table: requests[start : start + 25]}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
 def cancellation_codes(error: ClientError) -> list[str]:

@@ -15,6 +15,8 @@ COMMENTS_TABLE: Final = "comments"
 MODERATION_TABLE: Final = "moderation"
 OUTBOX_TABLE: Final = "outbox"
 VIEW_TABLE: Final = "query-view"
+ARCHIVE_TABLE: Final = "event-archive"
+PUBLISHER_FAILURES_QUEUE: Final = "publisher-failures"
 
 # Topic and queue suffixes. Each consuming service has a queue and a dead-letter queue.
 EVENTS_TOPIC: Final = "events"
@@ -27,9 +29,21 @@ COMMENTS_KEY: Final = ("post_id", "comment_id")
 MODERATION_KEY: Final = "comment_id"
 OUTBOX_KEY: Final = "event_id"
 VIEW_KEY: Final = ("view", "key")
+ARCHIVE_KEY: Final = ("bucket", "position")
 
-# The SNS message attribute that subscription filter policies match on.
+# The outbox's sparse index of unsent records: only unsent records carry the ``unsent``
+# attribute, so the sweeper reads exactly them, oldest first, without a scan.
+OUTBOX_UNSENT_INDEX: Final = "unsent-index"
+OUTBOX_UNSENT_KEY: Final = ("unsent", "created_at")
+
+# The archive's time-to-live attribute: records may expire once their segment is in S3.
+ARCHIVE_TTL_ATTRIBUTE: Final = "expires_at"
+ARCHIVE_SEGMENT_PREFIX: Final = "segments/"
+
+# SNS message attributes: the event type (for subscription filter policies) and the event's
+# global position in the archive (for consumers' watermarks).
 EVENT_TYPE_ATTRIBUTE: Final = "event_type"
+POSITION_ATTRIBUTE: Final = "archive_position"
 
 
 def resource(prefix: str, suffix: str) -> str:
@@ -43,3 +57,8 @@ def queue(prefix: str, consumer: str) -> str:
 
 def dead_letter_queue(prefix: str, consumer: str) -> str:
     return queue(prefix, consumer) + DLQ_SUFFIX
+
+
+def archive_bucket(prefix: str, account: str) -> str:
+    """S3 bucket names are global, so the archive bucket's name also carries the account."""
+    return resource(prefix, f"archive-{account}")

@@ -2,7 +2,9 @@
 
 ``write`` commits the service's own operations plus one outbox record per event with
 ``sent = false``, atomically. The publisher (``functions.publisher``) sees the record on the
-outbox table's stream, publishes it, and flips ``sent``. Nothing else publishes.
+outbox table's stream, publishes it, and flips ``sent``. Nothing else publishes. An unsent
+record also carries ``unsent``, the key of a sparse index, so the sweeper finds the records
+that stayed unsent without a scan; flipping ``sent`` removes it.
 """
 
 import contextlib
@@ -16,6 +18,9 @@ from functions import aws, names
 from functions.dynamo import Item, from_item, to_item
 from functions.events import Event, parse_event
 
+UNSENT = "unsent"
+_UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
+
 
 class OutboxRecord(BaseModel):
     """An outbox row as stored and as seen on the stream."""
@@ -27,6 +32,7 @@ class OutboxRecord(BaseModel):
     payload: str
     sent: bool
     created_at: str
+    unsent: str | None = None
 
     @property
     def event(self) -> Event:
@@ -40,6 +46,7 @@ class OutboxRecord(BaseModel):
             payload=event.to_json(),
             sent=False,
             created_at=datetime.now(UTC).isoformat(),
+            unsent=UNSENT,
         )
 
 
@@ -48,7 +55,7 @@ def put_operation(table: str, event: Event) -> dict[str, Any]:
     return {
         "Put": {
             "TableName": table,
-            "Item": to_item(OutboxRecord.new(event).model_dump()),
+            "Item": to_item(OutboxRecord.new(event).model_dump(exclude_none=True)),
             "ConditionExpression": "attribute_not_exists(#id)",
             "ExpressionAttributeNames": {"#id": names.OUTBOX_KEY},
         }
@@ -68,9 +75,9 @@ def mark_sent(table: str, event_id: str) -> None:
         client.update_item(
             TableName=table,
             Key=to_item({names.OUTBOX_KEY: event_id}),
-            UpdateExpression="SET sent = :true",
+            UpdateExpression="SET sent = :true REMOVE #unsent",
             ConditionExpression="attribute_exists(#id) AND sent = :false",
-            ExpressionAttributeNames={"#id": names.OUTBOX_KEY},
+            ExpressionAttributeNames={"#id": names.OUTBOX_KEY, "#unsent": _UNSENT_PARTITION},
             ExpressionAttributeValues={":true": {"BOOL": True}, ":false": {"BOOL": False}},
         )
 
@@ -78,3 +85,29 @@ def mark_sent(table: str, event_id: str) -> None:
 def record_from_image(image: Item) -> OutboxRecord:
     """An outbox record from a stream image (typed JSON); raises ``ValidationError``."""
     return OutboxRecord.model_validate(from_item(image))
+
+
+def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRecord]:
+    """Unsent records created before ``older_than``, oldest first, from the sparse index."""
+    pages = (
+        aws.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            IndexName=names.OUTBOX_UNSENT_INDEX,
+            KeyConditionExpression="#unsent = :unsent AND #created < :cutoff",
+            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION, "#created": _CREATED_AT},
+            ExpressionAttributeValues=to_item(
+                {":unsent": UNSENT, ":cutoff": older_than.isoformat()}
+            ),
+            PaginationConfig={"MaxItems": limit},
+        )
+    )
+    return [OutboxRecord.model_validate(from_item(i)) for page in pages for i in page["Items"]]
+
+
+def oldest_unsent(table: str) -> tuple[int, datetime | None]:
+    """How many records are unsent, and when the oldest was created."""
+    records = unsent(table, datetime.now(UTC), limit=10_000)
+    oldest = datetime.fromisoformat(records[0].created_at) if records else None
+    return len(records), oldest

@@ -1,23 +1,37 @@
-"""The outbox publisher: the outbox table's stream in, the events topic out.
+"""The outbox publisher: the outbox table's stream in, the archive and the events topic out.
 
-For each new outbox record on the stream it publishes the event to SNS (``PublishBatch``, ten
-at a time, with the event type as a message attribute for the subscriptions' filter policies)
-and then flips the record's ``sent`` flag. It ignores the stream records that its own flips
-cause (MODIFY) and the records of expired rows (REMOVE).
+For each new outbox record it (1) allocates the batch's global positions, (2) records the
+events in the archive, (3) publishes them to SNS (``PublishBatch``, ten at a time, with the
+event type and position as message attributes), and (4) flips each published record's ``sent``
+flag. Archiving comes first, so whatever a consumer misses is in the archive.
+
+If SNS fails, the records stay unsent and the handler returns normally: the stream shard is
+not blocked by retrying, and the scheduled sweeper republishes them once SNS is back.
+Republishing is safe because every consumer is idempotent.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Blueprint, DynamoDBEvent
-from pydantic import ValidationError
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice.app import Blueprint, CloudWatchEvent, DynamoDBEvent, Rate
+from pydantic import BaseModel, ValidationError
 
-from functions import aws, names, outbox, settings
+from functions import archive, aws, names, outbox, settings
+from functions.archive import ArchivedEvent
 from functions.outbox import OutboxRecord
+from functions.settings import Settings
 
 bp = Blueprint(__name__)
 logger = Logger(service="publisher")
 SNS_BATCH = 10
+
+
+class PublishReport(BaseModel):
+    records: int = 0
+    published: int = 0
+    failed: int = 0
 
 
 def stream_arn(prefix: str) -> str:
@@ -31,34 +45,60 @@ def stream_arn(prefix: str) -> str:
     return f"arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/latest"
 
 
-def publish(topic_arn: str, records: list[OutboxRecord]) -> list[OutboxRecord]:
-    """Publish ``records``; return the ones SNS accepted."""
-    published: list[OutboxRecord] = []
-    client = aws.client("sns")
-    for start in range(0, len(records), SNS_BATCH):
-        chunk = records[start : start + SNS_BATCH]
-        response = client.publish_batch(
-            TopicArn=topic_arn,
-            PublishBatchRequestEntries=[
-                {
-                    "Id": str(index),
-                    "Message": record.payload,
-                    "MessageAttributes": {
-                        names.EVENT_TYPE_ATTRIBUTE: {
-                            "DataType": "String",
-                            "StringValue": record.event_type,
-                        }
-                    },
-                }
-                for index, record in enumerate(chunk)
-            ],
-        )
-        for failure in response.get("Failed", []):
-            logger.warning(
-                "publish failed", event_id=chunk[int(failure["Id"])].event_id, reason=failure
+def _entry(index: int, event: ArchivedEvent) -> dict[str, Any]:
+    return {
+        "Id": str(index),
+        "Message": event.payload,
+        "MessageAttributes": {
+            names.EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type},
+            names.POSITION_ATTRIBUTE: {"DataType": "Number", "StringValue": str(event.position)},
+        },
+    }
+
+
+def publish(topic_arn: str, events: list[ArchivedEvent]) -> list[ArchivedEvent]:
+    """Publish ``events``; return the ones SNS accepted (none if SNS is unreachable)."""
+    published: list[ArchivedEvent] = []
+    for start in range(0, len(events), SNS_BATCH):
+        chunk = events[start : start + SNS_BATCH]
+        try:
+            response = aws.client("sns").publish_batch(
+                TopicArn=topic_arn,
+                PublishBatchRequestEntries=[_entry(i, e) for i, e in enumerate(chunk)],
             )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("SNS unavailable; records stay unsent", reason=repr(error))
+            return published
+        for failure in response.get("Failed", []):
+            failed = chunk[int(failure["Id"])]
+            logger.warning("publish failed", event_id=failed.event_id, reason=failure)
         published += [chunk[int(entry["Id"])] for entry in response.get("Successful", [])]
     return published
+
+
+def archive_and_publish(config: Settings, records: list[OutboxRecord]) -> PublishReport:
+    """Archive ``records`` at fresh positions, publish them, and mark the published ones sent."""
+    if not records:
+        return PublishReport()
+    now = datetime.now(UTC).timestamp()
+    events = [
+        ArchivedEvent(
+            position=position,
+            event_id=record.event_id,
+            event_type=record.event_type,
+            payload=record.payload,
+            archived_at=now,
+        )
+        for position, record in zip(archive.allocate(config, len(records)), records, strict=True)
+    ]
+    archive.record(config, events)
+    published = publish(config.topic_arn, events)
+    table = config.table(names.OUTBOX_TABLE)
+    for event in published:
+        outbox.mark_sent(table, event.event_id)
+    return PublishReport(
+        records=len(records), published=len(published), failed=len(records) - len(published)
+    )
 
 
 @bp.on_dynamodb_record(
@@ -69,12 +109,11 @@ def publish(topic_arn: str, records: list[OutboxRecord]) -> list[OutboxRecord]:
 )
 def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
     """Publish new outbox records; report unreadable stream records as batch item failures."""
-    config = settings.load()
     fresh: list[OutboxRecord] = []
     unreadable: list[dict[str, str]] = []
     for record in event:
         if record.event_name != "INSERT":
-            continue
+            continue  # MODIFY: our own `sent` flips; REMOVE: deleted records
         try:
             fresh.append(outbox.record_from_image(record.new_image))
         except ValidationError as error:
@@ -84,7 +123,17 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
                 reason=str(error),
             )
             unreadable.append({"itemIdentifier": record.sequence_number})
-    table = config.table(names.OUTBOX_TABLE)
-    for published in publish(config.topic_arn, [r for r in fresh if not r.sent]):
-        outbox.mark_sent(table, published.event_id)
+    archive_and_publish(settings.load(), [r for r in fresh if not r.sent])
     return {"batchItemFailures": unreadable}
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_sweeper")
+def sweep_unsent(event: CloudWatchEvent) -> dict[str, Any]:
+    """Republish records that stayed unsent longer than the grace period (broker outage)."""
+    config = settings.load()
+    cutoff = datetime.now(UTC) - timedelta(seconds=config.sweep_grace_seconds)
+    stale = outbox.unsent(config.table(names.OUTBOX_TABLE), cutoff)
+    report = archive_and_publish(config, stale)
+    if stale:
+        logger.info("swept unsent outbox records", **report.model_dump())
+    return report.model_dump()

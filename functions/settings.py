@@ -14,6 +14,18 @@ from functions import names
 
 DEFAULT_BANNED_WORDS = ("orange",)
 
+# Environment variable -> settings field. Unset variables take the field's default.
+VARIABLES = {
+    names.PREFIX_VARIABLE: "prefix",
+    "BANNED_WORDS": "banned_words",
+    "EVENTS_TOPIC_ARN": "events_topic_arn",
+    "ARCHIVE_BUCKET": "archive_bucket_name",
+    "ARCHIVE_SEGMENT_SIZE": "segment_size",
+    "ARCHIVE_RETENTION_DAYS": "archive_retention_days",
+    "OUTBOX_SWEEP_GRACE_SECONDS": "sweep_grace_seconds",
+    "ARCHIVE_HOLE_GRACE_SECONDS": "hole_grace_seconds",
+}
+
 
 class SettingsError(RuntimeError):
     """The environment does not describe a usable stage."""
@@ -25,6 +37,20 @@ class Settings(BaseModel):
     prefix: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")]
     banned_words: tuple[str, ...] = DEFAULT_BANNED_WORDS
     events_topic_arn: str | None = None
+    archive_bucket_name: str | None = None
+    segment_size: Annotated[int, Field(ge=1)] = 1000
+    """Positions per archive bucket (one DynamoDB partition, one S3 segment)."""
+    archive_retention_days: Annotated[int, Field(ge=1)] = 7
+    """How long archive records stay in DynamoDB; the S3 segments keep them after that."""
+    sweep_grace_seconds: Annotated[float, Field(ge=0)] = 60
+    """An unsent outbox record younger than this is left to the stream publisher."""
+    hole_grace_seconds: Annotated[float, Field(ge=0)] = 300
+    """A missing archive position older than this is a hole; longer than a Lambda can run."""
+
+    @field_validator("banned_words", mode="before")
+    @classmethod
+    def _parse_words(cls, words: object) -> object:
+        return json.loads(words) if isinstance(words, str) else words
 
     @field_validator("banned_words")
     @classmethod
@@ -39,24 +65,28 @@ class Settings(BaseModel):
 
     @property
     def topic_arn(self) -> str:
-        if not self.events_topic_arn:
-            raise SettingsError("EVENTS_TOPIC_ARN is not set: the publisher needs the topic's ARN")
-        return self.events_topic_arn
+        return _required(self.events_topic_arn, "EVENTS_TOPIC_ARN", "the events topic's ARN")
+
+    @property
+    def archive_bucket(self) -> str:
+        return _required(self.archive_bucket_name, "ARCHIVE_BUCKET", "the archive bucket")
+
+
+def _required(value: str | None, variable: str, what: str) -> str:
+    if not value:
+        raise SettingsError(f"{variable} is not set: it names {what}")
+    return value
 
 
 def load() -> Settings:
     """Settings from ``os.environ``; a clear error names the variable that is wrong."""
-    raw_words = os.environ.get("BANNED_WORDS")
+    values = {field: os.environ[var] for var, field in VARIABLES.items() if var in os.environ}
+    values.setdefault("prefix", "")
     try:
-        words = tuple(json.loads(raw_words)) if raw_words else DEFAULT_BANNED_WORDS
-        return Settings(
-            prefix=os.environ.get(names.PREFIX_VARIABLE, ""),
-            banned_words=words,
-            events_topic_arn=os.environ.get("EVENTS_TOPIC_ARN"),
-        )
-    except (ValidationError, ValueError, TypeError) as error:
+        return Settings.model_validate(values)
+    except (ValidationError, ValueError) as error:
         raise SettingsError(
-            f"invalid stage environment ({names.PREFIX_VARIABLE}, BANNED_WORDS): {error}"
+            f"invalid stage environment ({', '.join(VARIABLES)}): {error}"
         ) from error
 
 

@@ -27,7 +27,7 @@ def create_comment(post_id: str) -> Any:
     return created([c.model_dump(include={"id", "content", "status"}) for c in comments])
 
 
-def _apply(event: CommentModerated) -> None:
+def _apply(event: CommentModerated, _position: int | None) -> None:
     service.apply_moderation(settings.load(), event)
 
 

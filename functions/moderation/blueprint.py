@@ -12,7 +12,7 @@ bp = Blueprint(__name__)
 logger = Logger(service="moderation")
 
 
-def _moderate(event: CommentCreated) -> None:
+def _moderate(event: CommentCreated, _position: int | None) -> None:
     service.moderate_comment(settings.load(), event)
 
 

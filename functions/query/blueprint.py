@@ -3,13 +3,14 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Blueprint, SQSEvent
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
 from functions import names, settings
 from functions.consumer import Handlers, PartialItemFailureResponse, consume
-from functions.events import CommentCreated, CommentUpdated, Event, PostCreated
+from functions.events import Event
 from functions.http import HttpError, json_errors
-from functions.query import service
+from functions.query import recovery, service
+from functions.query.projection import PROJECTED_EVENTS
 
 bp = Blueprint(__name__)
 logger = Logger(service="query")
@@ -29,11 +30,11 @@ def get_post(post_id: str) -> Any:
     return post
 
 
-def _project(event: Event) -> None:
-    service.project(settings.load(), event)
+def _project(event: Event, position: int | None) -> None:
+    service.project(settings.load(), event, position)
 
 
-HANDLERS: Handlers = {PostCreated: _project, CommentCreated: _project, CommentUpdated: _project}
+HANDLERS: Handlers = dict.fromkeys(PROJECTED_EVENTS, _project)
 
 
 @bp.on_sqs_message(
@@ -43,3 +44,12 @@ HANDLERS: Handlers = {PostCreated: _project, CommentCreated: _project, CommentUp
 )
 def on_event(event: SQSEvent) -> PartialItemFailureResponse:
     return consume(event, HANDLERS, logger)
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="query_catch_up")
+def catch_up(event: CloudWatchEvent) -> dict[str, Any]:
+    """Find what the view missed by its watermark and apply it from the archive."""
+    report = recovery.catch_up(settings.load())
+    if report.behind:
+        logger.info("query catch-up", **report.model_dump())
+    return report.model_dump()

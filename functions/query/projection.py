@@ -47,6 +47,9 @@ class CommentRow(_Row):
         return f"{self.post_id}#{self.comment_id}"
 
 
+PROJECTED_EVENTS = (PostCreated, CommentCreated, CommentUpdated)
+"""The events the view is made of: what the query service subscribes to."""
+
 Row = PostRow | CommentRow
 View = dict[str, Row]
 """An in-memory view: rows by key."""
@@ -77,11 +80,17 @@ def supersedes(incoming: Row, stored: Row | None) -> bool:
 
 def apply(view: View, event: Event) -> View:
     """The view after ``event``; the input view is not changed."""
-    updated = dict(view)
-    for row in rows_for(event):
-        if supersedes(row, updated.get(row.key)):
-            updated[row.key] = row
-    return updated
+    return fold([event], dict(view))
+
+
+def fold(events: Iterable[Event], view: View | None = None) -> View:
+    """The view after every one of ``events``, built in one dictionary (for rebuilds)."""
+    result: View = {} if view is None else view
+    for event in events:
+        for row in rows_for(event):
+            if supersedes(row, result.get(row.key)):
+                result[row.key] = row
+    return result
 
 
 def render(rows: Iterable[Row]) -> dict[str, dict[str, object]]:

@@ -2,35 +2,153 @@
 
 Rows of one view version share a partition (``view`` = the version); the sort key is the
 projection's row key (``<post_id>#`` for a post, ``<post_id>#<comment_id>`` for a comment), so
-a post and its comments are contiguous and in creation order. A pointer row names the active
-version; a rebuild writes a new version and moves the pointer.
+a post and its comments are contiguous and in creation order. Beside them:
+
+- the pointer row (``meta``/``active``) names the version reads use and, during a rebuild, the
+  version being built, which live updates also write;
+- each version's checkpoint (``meta``/``checkpoint#<version>``): its contiguous watermark, the
+  archive position up to which every event is applied;
+- each version's seen markers (``<version>#seen``/``<position>``): positions applied live
+  above the watermark, which catch-up folds into the watermark and deletes.
 """
 
+import contextlib
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from functions import aws, names
-from functions.dynamo import from_item, to_item
+from functions.dynamo import batch_write, from_item, to_item
 from functions.query.projection import Row
 from functions.settings import Settings
 
 PARTITION, SORT = names.VIEW_KEY
 DEFAULT_VERSION = "v1"
-_POINTER = {PARTITION: "meta", SORT: "active"}
+_META = "meta"
+_POINTER = {PARTITION: _META, SORT: "active"}
 _ROW = TypeAdapter[Row](Row)
+
+
+class Pointer(BaseModel):
+    active: str = DEFAULT_VERSION
+    building: str | None = None
+
+    @property
+    def written(self) -> list[str]:
+        """The versions a live update writes: the active one and any being built."""
+        return [self.active] + ([self.building] if self.building else [])
 
 
 def _table(settings: Settings) -> str:
     return settings.table(names.VIEW_TABLE)
 
 
-def active_version(settings: Settings) -> str:
+def pointer(settings: Settings) -> Pointer:
     response = aws.client("dynamodb").get_item(
         TableName=_table(settings), Key=to_item(_POINTER), ConsistentRead=True
     )
     item = response.get("Item")
-    return str(from_item(item)["version"]) if item else DEFAULT_VERSION
+    return Pointer.model_validate(from_item(item)) if item else Pointer()
+
+
+def save_pointer(settings: Settings, value: Pointer) -> None:
+    aws.client("dynamodb").put_item(
+        TableName=_table(settings),
+        Item=to_item({**_POINTER, **value.model_dump(exclude_none=True)}),
+    )
+
+
+def active_version(settings: Settings) -> str:
+    return pointer(settings).active
+
+
+def _checkpoint_key(version: str) -> dict[str, Any]:
+    return to_item({PARTITION: _META, SORT: f"checkpoint#{version}"})
+
+
+def watermark(settings: Settings, version: str) -> int:
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=_table(settings), Key=_checkpoint_key(version), ConsistentRead=True)
+        .get("Item")
+    )
+    return int(from_item(item)["watermark"]) if item else 0
+
+
+def save_watermark(settings: Settings, version: str, position: int) -> None:
+    """Move the watermark forward only: a slower concurrent catch-up cannot move it back."""
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(
+            TableName=_table(settings),
+            Item={**_checkpoint_key(version), **to_item({"watermark": position})},
+            ConditionExpression="attribute_not_exists(watermark) OR watermark < :position",
+            ExpressionAttributeValues=to_item({":position": position}),
+        )
+
+
+def _seen_partition(version: str) -> str:
+    return f"{version}#seen"
+
+
+def mark_seen(settings: Settings, version: str, position: int) -> None:
+    aws.client("dynamodb").put_item(
+        TableName=_table(settings),
+        Item=to_item({PARTITION: _seen_partition(version), SORT: f"{position:020d}"}),
+    )
+
+
+def seen_above(settings: Settings, version: str, position: int) -> set[int]:
+    pages = (
+        aws.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(settings),
+            KeyConditionExpression="#view = :view AND #sort > :after",
+            ExpressionAttributeNames={"#view": PARTITION, "#sort": SORT},
+            ExpressionAttributeValues=to_item(
+                {":view": _seen_partition(version), ":after": f"{position:020d}"}
+            ),
+            ConsistentRead=True,
+        )
+    )
+    return {int(from_item(item)[SORT]) for page in pages for item in page["Items"]}
+
+
+def forget_seen(settings: Settings, version: str, positions: Iterable[int]) -> None:
+    keys = [{PARTITION: _seen_partition(version), SORT: f"{p:020d}"} for p in positions]
+    batch_write(_table(settings), [{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
+
+
+def put_rows(settings: Settings, version: str, rows: Iterable[Row]) -> int:
+    """Write rows unconditionally, 25 to a call: only for a version nobody else writes yet."""
+    requests = [
+        {"PutRequest": {"Item": to_item({PARTITION: version, SORT: r.key, **r.model_dump()})}}
+        for r in rows
+    ]
+    batch_write(_table(settings), requests)
+    return len(requests)
+
+
+def drop_version(settings: Settings, version: str) -> None:
+    """Delete a version's rows, seen markers and checkpoint."""
+    for partition in (version, _seen_partition(version)):
+        keys = [
+            {PARTITION: partition, SORT: key}
+            for page in aws.client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=_table(settings),
+                KeyConditionExpression="#view = :view",
+                ExpressionAttributeNames={"#view": PARTITION, "#sort": SORT},
+                ExpressionAttributeValues=to_item({":view": partition}),
+                ProjectionExpression="#sort",
+            )
+            for key in (from_item(item)[SORT] for item in page["Items"])
+        ]
+        batch_write(_table(settings), [{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
+    aws.client("dynamodb").delete_item(TableName=_table(settings), Key=_checkpoint_key(version))
 
 
 def put_if_newer(settings: Settings, version: str, row: Row) -> bool:

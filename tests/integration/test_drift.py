@@ -14,7 +14,7 @@ from emulator.config import stage_environment
 from emulator.runner import table_of_stream
 from emulator.stack import Stack
 from emulator.template import load, resources_of_type
-from functions import aws, names
+from functions import aws, names, settings
 from functions.events import EVENT_TYPES
 from tests.helpers import PREFIX
 
@@ -24,6 +24,7 @@ TABLE_KEYS = {
     names.MODERATION_TABLE: (names.MODERATION_KEY,),
     names.OUTBOX_TABLE: (names.OUTBOX_KEY,),
     names.VIEW_TABLE: names.VIEW_KEY,
+    names.ARCHIVE_TABLE: names.ARCHIVE_KEY,
 }
 
 
@@ -35,6 +36,20 @@ def test_every_table_has_the_name_and_keys_the_code_uses(deployed: Stack) -> Non
     for suffix, keys in TABLE_KEYS.items():
         schema = client.describe_table(TableName=names.resource(PREFIX, suffix))["Table"]
         assert tuple(k["AttributeName"] for k in schema["KeySchema"]) == keys, suffix
+
+
+def test_the_outbox_index_archive_ttl_and_bucket_are_what_the_code_uses(deployed: Stack) -> None:
+    client = aws.client("dynamodb")
+    outbox = client.describe_table(TableName=names.resource(PREFIX, names.OUTBOX_TABLE))["Table"]
+    [index] = outbox["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == names.OUTBOX_UNSENT_INDEX
+    assert tuple(k["AttributeName"] for k in index["KeySchema"]) == names.OUTBOX_UNSENT_KEY
+    # moto's CloudFormation ignores TimeToLiveSpecification, so read it from the template
+    ttl = load()["Resources"]["EventArchiveTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": names.ARCHIVE_TTL_ATTRIBUTE, "Enabled": True}
+    bucket = names.archive_bucket(PREFIX, "123456789012")
+    assert deployed.outputs["ArchiveBucketName"] == bucket == settings.load().archive_bucket
+    aws.client("s3").head_bucket(Bucket=bucket)
 
 
 def test_every_consumer_has_its_queue_and_dead_letter_queue(deployed: Stack) -> None:
@@ -82,6 +97,7 @@ def test_emulated_stages_name_the_topic_their_stack_creates(stage: str) -> None:
     assert environment["EVENTS_TOPIC_ARN"] == (
         f"arn:aws:sns:us-east-1:123456789012:{names.resource(prefix, names.EVENTS_TOPIC)}"
     )
+    assert environment["ARCHIVE_BUCKET"] == names.archive_bucket(prefix, "123456789012")
 
 
 def test_the_deployable_stage_has_no_emulator_settings() -> None:
