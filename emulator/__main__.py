@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 
+from emulator.control import CONTROL_PORT_OFFSET
 from emulator.local import (
     Emulator,
     chalice_local,
@@ -33,6 +34,8 @@ def main() -> None:
     logging.getLogger("emulator").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     aws_port, port = _port("AWS_PORT", 5000), _port("PORT", 8000)
+    if port in (aws_port, aws_port + CONTROL_PORT_OFFSET) or aws_port + CONTROL_PORT_OFFSET > 65535:
+        raise SystemExit(f"PORT {port} clashes with AWS_PORT {aws_port} and its control API (+1)")
     log = logging.getLogger("emulator")
 
     emulator = Emulator(aws_port) if mode in ("dev", "serve") else None

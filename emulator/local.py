@@ -18,6 +18,7 @@ from chalice.app import Chalice
 
 from emulator import stack
 from emulator.config import stage_environment
+from emulator.control import CONTROL_PORT_OFFSET, ControlServer, LocalConsumers
 from emulator.moto_env import EMULATOR_ENVIRONMENT, REGION, use_emulator
 from emulator.runner import ClientFactory, EventSourceRunner
 from emulator.template import ROOT
@@ -71,6 +72,8 @@ class Emulator:
         use_emulator(stage_environment(STAGE), self.endpoint)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         self.runner: EventSourceRunner | None = None
+        self._control_port = aws_port + CONTROL_PORT_OFFSET
+        self.control: ControlServer | None = None
 
     def start(self) -> None:
         from functions import aws, settings
@@ -86,8 +89,13 @@ class Emulator:
         self.runner = build_runner(app.app, aws.client, prefix, fast_retry=False)
         self.runner.start()
         logger.info("event-source runner polling: %s", ", ".join(self.runner.sources))
+        self.control = ControlServer(LocalConsumers(self.runner), self._control_port)
+        self.control.start()
+        logger.info("control API on %s", self.control.url)
 
     def stop(self) -> None:
+        if self.control is not None:
+            self.control.stop()
         if self.runner is not None:
             self.runner.stop()
         self._server.stop()

@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from emulator import moto_fixes, stack
 from emulator.config import stage_environment
+from emulator.control import LocalConsumers
 from emulator.local import build_runner
 from emulator.moto_env import use_emulator
 from emulator.runner import EventSourceRunner
@@ -68,3 +69,8 @@ class Api:
 def api(deployed: stack.Stack) -> Iterator[Api]:
     with Client(app.app, stage_name="test", project_dir=str(ROOT)) as client:
         yield Api(client)
+
+
+@pytest.fixture
+def consumers(runner: EventSourceRunner) -> LocalConsumers:
+    return LocalConsumers(runner)

@@ -67,17 +67,21 @@ def catch_up(settings: Settings, version: str | None = None) -> CatchUpReport:
     report = CatchUpReport(
         version=version, head=head.position, watermark_before=before, watermark_after=before
     )
-    seen = store.seen_above(settings, version, before)
+    # All markers, not just those above the watermark: live deliveries that a catch-up had
+    # already covered leave markers below it, and this run deletes them.
+    marked = store.seen_above(settings, version, 0)
+    seen = set(marked)
     for start in range(before + 1, head.position + 1, CHUNK):
         window = range(start, min(start + CHUNK, head.position + 1))
         missing = [p for p in window if p not in seen]
         recovered = _apply_missing(settings, version, missing, head, report)
         seen |= recovered
     after = _contiguous(before, seen)
-    store.save_watermark(settings, version, after)
-    store.forget_seen(settings, version, (p for p in seen if p <= after))
+    if after > before:
+        store.save_watermark(settings, version, after)
+    store.forget_seen(settings, version, (p for p in marked if p <= after))
     # Positions applied here but above the watermark (behind a young hole) stay marked.
-    for position in sorted(p for p in seen if p > after):
+    for position in sorted(p for p in seen - marked if p > after):
         store.mark_seen(settings, version, position)
     report.watermark_after = after
     return report

@@ -1,0 +1,213 @@
+"""Operations on a running stack: outages, status, rebuild, replay and DLQ redrive.
+
+The ``blog`` command and the tests call these functions. AWS calls go wherever boto3 points
+(the emulator with ``AWS_ENDPOINT_URL``); pausing and resuming a consumer goes through a
+``Consumers`` (the runner in-process, or its control API from another process), as disabling
+and enabling an event source mapping would on AWS.
+
+Outage modes, for a consumer:
+
+- ``pause``: its event source stops polling; messages wait in its queue;
+- ``unsubscribe``: its SNS subscription is removed; events never reach its queue;
+- ``purge``: it is paused and its queued messages are deleted.
+
+Ending an outage restores the subscription (from the template), runs the query view's
+catch-up from the archive, then resumes the consumer.
+"""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from emulator import stack
+from emulator.control import Consumers
+from functions import archive, aws, names, outbox, settings
+from functions.query import recovery, store
+
+Mode = Literal["pause", "unsubscribe", "purge"]
+MODES: tuple[Mode, ...] = ("pause", "unsubscribe", "purge")
+RECOVERABLE = "query"
+"""The consumer whose view recovers from the archive."""
+
+
+class UnknownConsumer(ValueError):
+    def __init__(self, consumer: str) -> None:
+        super().__init__(f"unknown consumer {consumer!r}: one of {', '.join(names.CONSUMERS)}")
+
+
+def source_of(consumer: str) -> str:
+    """The runner's event source (Lambda function) that drains ``consumer``'s queue."""
+    if consumer not in names.CONSUMERS:
+        raise UnknownConsumer(consumer)
+    return f"{consumer}_consumer"
+
+
+def _queue_url(queue: str) -> str:
+    url: str = aws.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
+    return url
+
+
+def _queue_arn(queue: str) -> str:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=_queue_url(queue), AttributeNames=["QueueArn"]
+    )["Attributes"]
+    return str(attributes["QueueArn"])
+
+
+def subscription(consumer: str) -> str | None:
+    """The ARN of ``consumer``'s subscription to the events topic, if it has one."""
+    config = settings.load()
+    endpoint = _queue_arn(names.queue(config.prefix, consumer))
+    pages = aws.client("sns").get_paginator("list_subscriptions_by_topic")
+    for page in pages.paginate(TopicArn=config.topic_arn):
+        for entry in page["Subscriptions"]:
+            if entry["Endpoint"] == endpoint:
+                return str(entry["SubscriptionArn"])
+    return None
+
+
+def outage_start(consumers: Consumers, consumer: str, mode: Mode) -> None:
+    source = source_of(consumer)
+    if mode in ("pause", "purge"):
+        consumers.pause(source)
+    if mode == "purge":
+        aws.client("sqs").purge_queue(QueueUrl=_queue_url(names.queue(_prefix(), consumer)))
+    if mode == "unsubscribe":
+        arn = subscription(consumer)
+        if arn is not None:
+            aws.client("sns").unsubscribe(SubscriptionArn=arn)
+
+
+def resubscribe(consumer: str) -> bool:
+    """Recreate ``consumer``'s subscription from the template if it is missing; True if it was."""
+    if subscription(consumer) is not None:
+        return False
+    deployed = stack.describe(aws.client, _prefix())
+    stack.subscribe(aws.client, deployed, f"{consumer.title()}Subscription")
+    return True
+
+
+def outage_end(consumers: Consumers, consumer: str) -> recovery.CatchUpReport | None:
+    """Restore the subscription, catch the view up from the archive, resume the consumer."""
+    source = source_of(consumer)
+    resubscribe(consumer)
+    report = recovery.catch_up(settings.load()) if consumer == RECOVERABLE else None
+    if consumers.is_paused(source):
+        consumers.resume(source)
+    return report
+
+
+class ConsumerStatus(BaseModel):
+    consumer: str
+    subscribed: bool
+    paused: bool
+    queue_depth: int
+    dlq_depth: int
+    watermark: int | None
+    """Archive position up to which the consumer has applied every event (query only)."""
+    archive_head: int
+
+
+class Status(BaseModel):
+    consumers: list[ConsumerStatus]
+    archive_head: int
+    unsent_outbox: int
+    oldest_unsent_age_seconds: float | None
+
+
+def queue_depth(queue: str) -> int:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=_queue_url(queue),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def status(consumers: Consumers) -> Status:
+    config = settings.load()
+    head = archive.head(config).position
+    unsent, oldest = outbox.oldest_unsent(config.table(names.OUTBOX_TABLE))
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest else None
+    rows = [
+        ConsumerStatus(
+            consumer=consumer,
+            subscribed=subscription(consumer) is not None,
+            paused=consumers.is_paused(source_of(consumer)),
+            queue_depth=queue_depth(names.queue(config.prefix, consumer)),
+            dlq_depth=queue_depth(names.dead_letter_queue(config.prefix, consumer)),
+            watermark=(
+                store.watermark(config, store.active_version(config))
+                if consumer == RECOVERABLE
+                else None
+            ),
+            archive_head=head,
+        )
+        for consumer in names.CONSUMERS
+    ]
+    return Status(
+        consumers=rows, archive_head=head, unsent_outbox=unsent, oldest_unsent_age_seconds=age
+    )
+
+
+def rebuild(progress: recovery.Progress | None = None) -> recovery.RebuildReport:
+    return recovery.rebuild(settings.load(), progress)
+
+
+def replay(from_position: int) -> recovery.CatchUpReport:
+    return recovery.replay(settings.load(), from_position)
+
+
+def dlq_redrive(consumer: str) -> int:
+    """Move every dead-lettered message of ``consumer`` back to its queue; how many moved.
+
+    moto lacks ``StartMessageMoveTask``, so this receives, sends and deletes, ten at a time;
+    a message is deleted from the DLQ only once its copy is in the queue.
+    """
+    source_of(consumer)
+    prefix = _prefix()
+    sqs = aws.client("sqs")
+    dlq, target = (
+        _queue_url(names.dead_letter_queue(prefix, consumer)),
+        _queue_url(names.queue(prefix, consumer)),
+    )
+    moved = 0
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=dlq,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=60,
+        ).get("Messages", [])
+        if not messages:
+            return moved
+        sent = sqs.send_message_batch(
+            QueueUrl=target,
+            Entries=[_resend_entry(i, m) for i, m in enumerate(messages)],
+        ).get("Successful", [])
+        done = [messages[int(entry["Id"])] for entry in sent]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=dlq,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        moved += len(done)
+        if len(done) < len(messages):
+            raise RuntimeError(f"{len(messages) - len(done)} messages could not be moved back")
+
+
+def _resend_entry(index: int, message: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+    attributes = {
+        name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    if attributes:
+        entry["MessageAttributes"] = attributes
+    return entry
+
+
+def _prefix() -> str:
+    return settings.load().prefix
