@@ -1,0 +1,73 @@
+"""Acceptance (issue 3): a broker outage and a publisher crash lose nothing and apply nothing twice."""
+
+from botocore.exceptions import EndpointConnectionError
+
+from emulator import ops
+from emulator.control import LocalConsumers
+from emulator.runner import EventSourceRunner
+from functions import archive, names, settings
+from tests.conftest import Api
+from tests.faults import failing
+from tests.helpers import scan
+
+
+def statuses(api: Api) -> dict[str, str]:
+    _, view = api.get("/posts")
+    return {c["content"]: c["status"] for post in view.values() for c in post["comments"]}
+
+
+def test_sns_outage_keeps_writes_and_the_sweeper_publishes_them_later(
+    api: Api, runner: EventSourceRunner, consumers: LocalConsumers
+) -> None:
+    sns_down = EndpointConnectionError(endpoint_url="https://sns.us-east-1.amazonaws.com")
+    # GIVEN SNS is unreachable
+    with failing("sns", "PublishBatch", sns_down) as failed:
+        # WHEN users write
+        status, post = api.post("/posts", {"title": "Written while SNS was down"})
+        assert status == 201
+        assert api.post(f"/posts/{post['id']}/comments", {"content": "orange"})[0] == 201
+        runner.drain()
+        runner.fire("outbox_sweeper")  # the sweeper runs too, and fails the same way
+        # THEN the writes are stored, their records stay unsent, and no consumer saw them
+        assert failed
+        outbox = scan(names.OUTBOX_TABLE)
+        assert len(outbox) == 2
+        assert not any(record["sent"] for record in outbox)
+        assert api.get("/posts") == (200, {})
+        assert ops.status(consumers).unsent_outbox == 2
+    # WHEN SNS is back and the sweeper runs
+    runner.fire("outbox_sweeper")
+    runner.drain()
+    # THEN every record is sent and every consumer converged
+    assert all(record["sent"] for record in scan(names.OUTBOX_TABLE))
+    assert statuses(api) == {"orange": "rejected"}
+    assert ops.status(consumers).unsent_outbox == 0
+    assert len(scan(names.MODERATION_TABLE)) == 1
+
+
+def test_publisher_crash_between_publish_and_sent_republishes_and_applies_once(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN a post, fully processed
+    _, post = api.post("/posts", {"title": "t"})
+    runner.drain()
+    # WHEN the publisher crashes after publishing CommentCreated, before marking it sent
+    crash = RuntimeError("publisher crashed")
+    outbox_table = names.resource(settings.load().prefix, names.OUTBOX_TABLE)
+    with failing(
+        "dynamodb", "UpdateItem", crash, times=1, when=lambda p: p["TableName"] == outbox_table
+    ) as crashed:
+        api.post(f"/posts/{post['id']}/comments", {"content": "hello"})
+        runner.drain()
+    # THEN the record was published again (the archive holds it twice) ...
+    assert len(crashed) == 1
+    config = settings.load()
+    archived = [e.event_type for e in archive.history(config, archive.head(config).position)]
+    assert archived.count("CommentCreated") == 2
+    # ... and nothing was applied twice: one decision, one update, comment at version 2
+    assert len(scan(names.MODERATION_TABLE)) == 1
+    assert [r["event_type"] for r in scan(names.OUTBOX_TABLE)].count("CommentUpdated") == 1
+    [comment] = scan(names.COMMENTS_TABLE)
+    assert (comment["status"], comment["comment_version"]) == ("approved", 2)
+    assert statuses(api) == {"hello": "approved"}
+    assert all(record["sent"] for record in scan(names.OUTBOX_TABLE))

@@ -1,0 +1,202 @@
+"""Acceptance (issue 3): rebuild, steady-state catch-up, holes, S3 segments, replay, redrive."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import ops
+from emulator.control import LocalConsumers
+from emulator.runner import EventSourceRunner
+from functions import archive, aws, names, settings
+from functions.query import recovery, store
+from tests.conftest import Api
+from tests.e2e.test_outages import oracle_view
+from tests.helpers import PREFIX, queue_url
+
+VIEW_TABLE = names.resource(PREFIX, names.VIEW_TABLE)
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+@pytest.fixture
+def view_writes() -> Iterator[list[dict[str, Any]]]:
+    """Every write call that touches the view table, recorded as it is made."""
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        tables = {params.get("TableName"), *params.get("RequestItems", {})}
+        if VIEW_TABLE in tables:
+            calls.append(params)
+
+    client = aws.client("dynamodb")
+    for operation in WRITES:
+        client.meta.events.register(f"provide-client-params.dynamodb.{operation}", record)
+    yield calls
+    for operation in WRITES:
+        client.meta.events.unregister(f"provide-client-params.dynamodb.{operation}", record)
+
+
+def posts_with_comments(api: Api, runner: EventSourceRunner, count: int, tag: str) -> None:
+    for index in range(count):
+        _, post = api.post("/posts", {"title": f"{tag} {index}"})
+        api.post(f"/posts/{post['id']}/comments", {"content": f"{tag} comment {index}"})
+    runner.drain()
+
+
+def test_catch_up_with_nothing_missed_writes_nothing_to_the_view(
+    api: Api, runner: EventSourceRunner, view_writes: list[dict[str, Any]]
+) -> None:
+    # GIVEN a view that missed nothing, and one scheduled catch-up that folded the live marks
+    posts_with_comments(api, runner, 2, "steady")
+    runner.fire("query_catch_up")
+    row_writes = [c for c in view_writes if c.get("Item", {}).get("view", {}).get("S") == "v1"]
+    assert row_writes, "the live path writes view rows (the counter counts)"
+    view_writes.clear()
+    # WHEN catch-up runs again with nothing new
+    report = recovery.catch_up(settings.load())
+    # THEN it checked everything and made zero calls that write the view table
+    assert report.behind == report.recovered == 0
+    assert report.watermark_after == report.head == archive.head(settings.load()).position
+    assert view_writes == []
+
+
+def test_first_catch_up_after_live_delivery_writes_no_view_rows(
+    api: Api, runner: EventSourceRunner, view_writes: list[dict[str, Any]]
+) -> None:
+    posts_with_comments(api, runner, 2, "live")
+    view_writes.clear()
+    report = recovery.catch_up(settings.load())
+    assert report.recovered == 0
+    assert report.ignored == 2  # the two CommentModerated, never delivered to query
+    puts = [c["Item"]["key"]["S"] for c in view_writes if "Item" in c]
+    assert puts == ["checkpoint#v1"]  # the watermark; the rest deletes the folded live marks
+
+
+def test_rebuild_while_writes_continue_loses_nothing(api: Api, runner: EventSourceRunner) -> None:
+    # GIVEN a history spread over several archive buckets (segment size 10 in tests)
+    posts_with_comments(api, runner, 4, "before")
+    _, before = api.get("/posts")
+    progress: list[tuple[int, int]] = []
+
+    def write_during_rebuild(done: int, total: int) -> None:
+        if not progress:
+            # reads during the rebuild see the old, complete view, never a half-built one
+            assert api.get("/posts") == (200, before)
+            posts_with_comments(api, runner, 2, "during")
+        progress.append((done, total))
+
+    # WHEN the view is rebuilt while users keep writing
+    report = recovery.rebuild(settings.load(), write_during_rebuild)
+    posts_with_comments(api, runner, 1, "after")
+    # THEN the new version serves every post, including those written during the rebuild
+    assert (report.old_version, report.new_version) == ("v1", "v2")
+    assert store.pointer(settings.load()) == store.Pointer(active="v2")
+    _, view = api.get("/posts")
+    titles = sorted(post["title"] for post in view.values())
+    assert titles == sorted(
+        [f"before {i}" for i in range(4)] + [f"during {i}" for i in range(2)] + ["after 0"]
+    )
+    assert view == oracle_view()
+    # AND progress was reported up to the head the rebuild started from
+    assert len(progress) > 1
+    assert progress[-1][0] == progress[-1][1] == report.events
+    # AND the old version is gone
+    assert store.rows(settings.load(), "v1") == []
+
+
+def test_writes_between_the_last_catch_up_and_the_switch_reach_the_new_version(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rebuild that is about to switch reads, its catch-up done
+    posts_with_comments(api, runner, 1, "before")
+    save_pointer = store.save_pointer
+
+    def write_then_switch(config: settings.Settings, pointer: store.Pointer) -> None:
+        if pointer == store.Pointer(active="v2"):
+            # WHEN users write in that window (live updates write both versions)
+            posts_with_comments(api, runner, 1, "at the switch")
+        save_pointer(config, pointer)
+
+    monkeypatch.setattr(store, "save_pointer", write_then_switch)
+    recovery.rebuild(settings.load())
+    # THEN the new version has them, with no further catch-up
+    _, view = api.get("/posts")
+    assert sorted(p["title"] for p in view.values()) == ["at the switch 0", "before 0"]
+    assert view == oracle_view()
+
+
+def test_holes_older_than_the_grace_are_skipped_and_counted(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN a publisher that died after allocating two positions, then normal traffic
+    archive.allocate(settings.load(), 2)
+    posts_with_comments(api, runner, 1, "after the crash")
+    # WHEN catch-up runs (the test stage's hole grace is 0 s)
+    report = recovery.catch_up(settings.load())
+    # THEN the holes are skipped, counted, and do not hold the watermark back
+    assert report.holes_skipped == 2
+    assert report.watermark_after == report.head
+
+
+def test_history_is_the_union_of_s3_segments_and_the_table(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN more than two buckets of history, the complete ones copied to S3 by the schedule
+    posts_with_comments(api, runner, 6, "old")
+    runner.fire("archive_segmenter")
+    config = settings.load()
+    segmented = archive.head(config).segmented_through
+    assert segmented >= 2
+    # AND the segmented records expired from the table (TTL)
+    client = aws.client("dynamodb")
+    for bucket in range(segmented):
+        for event in archive.read_segment(config, bucket):
+            client.delete_item(
+                TableName=names.resource(PREFIX, names.ARCHIVE_TABLE),
+                Key={"bucket": {"N": str(bucket)}, "position": {"N": str(event.position)}},
+            )
+    # WHEN the view is rebuilt from nothing
+    report = recovery.rebuild(config)
+    # THEN every event was read, from S3 and the table together
+    assert report.events == archive.head(config).position
+    assert report.catch_up.recovered == 0
+    _, view = api.get("/posts")
+    assert len(view) == 6
+    assert view == oracle_view()
+
+
+def test_replay_reapplies_from_a_position_and_changes_nothing(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    posts_with_comments(api, runner, 2, "replayed")
+    _, before = api.get("/posts")
+    report = ops.replay(from_position=1)
+    assert report.recovered == 6  # 2 x (PostCreated, CommentCreated, CommentUpdated)
+    assert api.get("/posts") == (200, before)
+
+
+def test_dlq_redrive_moves_messages_back_and_they_are_processed(
+    api: Api, runner: EventSourceRunner, consumers: LocalConsumers
+) -> None:
+    # GIVEN a good event stuck in the query DLQ (say, it failed while a dependency was down)
+    posts_with_comments(api, runner, 1, "seed")
+    event = {
+        "event_id": "11111111-1111-1111-1111-111111111111",
+        "type": "PostCreated",
+        "version": 1,
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "aggregate_id": "p-dlq",
+        "data": {"id": "p-dlq", "title": "from the DLQ"},
+    }
+    sqs = aws.client("sqs")
+    sqs.send_message(
+        QueueUrl=queue_url(names.dead_letter_queue(PREFIX, "query")), MessageBody=json.dumps(event)
+    )
+    assert {s.consumer: s.dlq_depth for s in ops.status(consumers).consumers}["query"] == 1
+    # WHEN it is redriven
+    assert ops.dlq_redrive("query") == 1
+    runner.drain()
+    # THEN the DLQ is empty and the event is in the view
+    assert {s.consumer: s.dlq_depth for s in ops.status(consumers).consumers}["query"] == 0
+    assert api.get("/posts/p-dlq")[1]["title"] == "from the DLQ"
