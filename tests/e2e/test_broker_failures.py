@@ -1,4 +1,4 @@
-"""Acceptance (issue 3): a broker outage and a publisher crash lose nothing and apply nothing twice."""
+"""Acceptance (issue 3): a broker outage or a publisher crash loses and repeats nothing."""
 
 from botocore.exceptions import EndpointConnectionError
 
