@@ -12,7 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,8 +52,14 @@ def json_documents(text: str) -> list[Any]:
     return documents
 
 
-@pytest.fixture
-def local_stack() -> Iterator[str]:
+@dataclass(frozen=True)
+class LocalStack:
+    url: str
+    aws_port: int
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[LocalStack]:
     port, aws_port = free_port(), free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     environment.update(PORT=str(port), AWS_PORT=str(aws_port))
@@ -64,7 +73,7 @@ def local_stack() -> Iterator[str]:
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/posts", timeout=90)
-        yield f"http://127.0.0.1:{port}"
+        yield LocalStack(f"http://127.0.0.1:{port}", aws_port)
     finally:
         os.killpg(stack.pid, signal.SIGINT)  # Ctrl+C
         try:
@@ -76,10 +85,10 @@ def local_stack() -> Iterator[str]:
     assert b"Traceback" not in errors, errors.decode()[-2000:]
 
 
-def test_readme_curl_lines_perform_the_seed_scenario(local_stack: str) -> None:
+def test_readme_curl_lines_perform_the_seed_scenario(local_stack: LocalStack) -> None:
     result = subprocess.run(  # noqa: S603
         ["/bin/bash", "-euo", "pipefail", "-c", readme_seed_block()],
-        env={**os.environ, "BLOG": local_stack},
+        env={**os.environ, "BLOG": local_stack.url},
         capture_output=True,
         text=True,
         timeout=60,
@@ -88,3 +97,51 @@ def test_readme_curl_lines_perform_the_seed_scenario(local_stack: str) -> None:
     *_, post = json_documents(result.stdout)
     statuses = {c["content"]: c["status"] for c in post["comments"]}
     assert statuses == {"Lovely weather": "approved", "I love orange": "rejected"}
+
+
+def blog(stack: LocalStack, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """The ``blog`` command, as installed by ``make`` into the virtual environment."""
+    return subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "blog"), *arguments],
+        env={**os.environ, "AWS_PORT": str(stack.aws_port)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def create_post(stack: LocalStack, title: str) -> None:
+    request = urllib.request.Request(  # noqa: S310 (loopback)
+        f"{stack.url}/posts",
+        data=json.dumps({"title": title}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+        pass
+
+
+def test_blog_command_runs_an_outage_and_a_rebuild(local_stack: LocalStack) -> None:
+    # GIVEN the stack, with the query consumer paused by the blog command
+    started = blog(local_stack, "outage", "start", "query", "--mode", "pause")
+    assert started.returncode == 0, started.stderr
+    status = json.loads(blog(local_stack, "status", "--json").stdout)
+    query = next(c for c in status["consumers"] if c["consumer"] == "query")
+    assert query["paused"] is True
+    # WHEN a post is written during the outage and the outage ends
+    create_post(local_stack, "written during a CLI outage")
+    ended = blog(local_stack, "outage", "end", "query")
+    assert ended.returncode == 0, ended.stderr
+    report = json.loads(ended.stdout.split("\n", 1)[1])
+    # THEN catch-up recovered it from the archive, and the rebuild shows its progress
+    assert report["recovered"] >= 1
+    rebuilt = blog(local_stack, "rebuild", "query")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "100% (" in rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["catch_up"]["watermark_after"] == report["head"]
+
+
+def test_blog_command_rejects_bad_arguments_clearly(local_stack: LocalStack) -> None:
+    bad = blog(local_stack, "replay", "query", "--from-position", "zero")
+    assert bad.returncode == 2
+    assert "from_position: Input should be a valid integer" in bad.stderr

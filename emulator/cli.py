@@ -1,0 +1,179 @@
+"""``blog``: operate the local stack (started with ``make dev`` or ``make emulator``).
+
+    blog status [--json]
+    blog outage start query --mode pause|unsubscribe|purge
+    blog outage end query
+    blog rebuild query
+    blog replay query --from-position N
+    blog dlq redrive moderation|comments|query
+
+AWS calls go to the emulator on ``AWS_PORT`` (default 5000); pausing and resuming a consumer
+goes to the runner's control API on ``AWS_PORT + 1``.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from emulator import ops
+from emulator.config import stage_environment
+from emulator.control import ControlUnavailable, RemoteConsumers, control_url
+from emulator.local import STAGE, endpoint
+from emulator.moto_env import use_emulator
+
+Consumer = Literal["moderation", "comments", "query"]
+Port = Annotated[int, Field(gt=0, lt=65535)]
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    aws_port: Port = 5000
+
+
+class Status(_Arguments):
+    json_output: bool = False
+
+
+class OutageStart(_Arguments):
+    consumer: Literal["query"]
+    mode: ops.Mode
+
+
+class OutageEnd(_Arguments):
+    consumer: Literal["query"]
+
+
+class Rebuild(_Arguments):
+    consumer: Literal["query"]
+
+
+class Replay(_Arguments):
+    consumer: Literal["query"]
+    from_position: Annotated[int, Field(ge=1)]
+
+
+class Redrive(_Arguments):
+    consumer: Consumer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blog", description="Operate the local blog stack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="consumers, queues, watermarks, the outbox")
+    status.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
+    outage = commands.add_parser("outage", help="start or end a consumer outage")
+    phases = outage.add_subparsers(dest="phase", required=True)
+    start = phases.add_parser("start", help="take a consumer down")
+    start.add_argument("consumer")
+    start.add_argument("--mode", required=True, help="pause, unsubscribe or purge")
+    phases.add_parser("end", help="bring it back and catch up").add_argument("consumer")
+    commands.add_parser("rebuild", help="rebuild a view from the archive").add_argument("consumer")
+    replay = commands.add_parser("replay", help="re-apply the archive from a position")
+    replay.add_argument("consumer")
+    replay.add_argument("--from-position", required=True, help="the first position, from 1")
+    dlq = commands.add_parser("dlq", help="dead-letter queues")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_commands.add_parser("redrive", help="move messages back to the queue").add_argument(
+        "consumer"
+    )
+    return parser
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None]:
+    finished = False
+
+    def show(done: int, total: int) -> None:
+        nonlocal finished
+        if finished:
+            return
+        finished = done >= total
+        fraction = done / total if total else 1.0
+        filled = int(fraction * 30)
+        bar = "#" * filled + "." * (30 - filled)
+        sys.stderr.write(f"\r{label} [{bar}] {fraction:4.0%} ({done}/{total} positions)")
+        if finished:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _print_status(status: ops.Status, as_json: bool) -> None:
+    if as_json:
+        print(status.model_dump_json(indent=2))
+        return
+    print(f"{'consumer':<11} {'subscribed':<10} {'paused':<6} {'queue':>5} {'dlq':>4}  position")
+    for row in status.consumers:
+        position = (
+            f"{row.watermark} / {row.archive_head}" if row.watermark is not None else "live only"
+        )
+        print(
+            f"{row.consumer:<11} {'yes' if row.subscribed else 'NO':<10} "
+            f"{'YES' if row.paused else 'no':<6} {row.queue_depth:>5} {row.dlq_depth:>4}  "
+            f"{position}"
+        )
+    age = status.oldest_unsent_age_seconds
+    oldest = f", oldest {age:.1f} s old" if age is not None else ""
+    print(f"archive head {status.archive_head}; unsent outbox: {status.unsent_outbox}{oldest}")
+
+
+def run(argv: Sequence[str]) -> int:
+    raw = vars(_parser().parse_args(argv))
+    raw["aws_port"] = os.environ.get("AWS_PORT", "5000")
+    command = " ".join(str(raw[k]) for k in ("command", "phase", "dlq_command") if raw.get(k))
+    models: dict[str, type[_Arguments]] = {
+        "status": Status,
+        "outage start": OutageStart,
+        "outage end": OutageEnd,
+        "rebuild": Rebuild,
+        "replay": Replay,
+        "dlq redrive": Redrive,
+    }
+    try:
+        arguments = models[command].model_validate(raw)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            field = ".".join(map(str, problem["loc"]))
+            print(f"blog {command}: {field}: {problem['msg']}", file=sys.stderr)
+        return 2
+    use_emulator(stage_environment(STAGE), endpoint(arguments.aws_port))
+    consumers = RemoteConsumers(control_url(arguments.aws_port))
+    match arguments:
+        case Status(json_output=as_json):
+            _print_status(ops.status(consumers), as_json)
+        case OutageStart(consumer=consumer, mode=mode):
+            ops.outage_start(consumers, consumer, mode)
+            print(f"{consumer}: outage started ({mode})")
+        case OutageEnd(consumer=consumer):
+            report = ops.outage_end(consumers, consumer)
+            print(f"{consumer}: outage ended")
+            if report is not None:
+                print(report.model_dump_json(indent=2))
+        case Rebuild(consumer=consumer):
+            rebuilt = ops.rebuild(_progress_bar(f"rebuilding {consumer}"))
+            print(rebuilt.model_dump_json(indent=2))
+        case Replay(from_position=position):
+            print(ops.replay(position).model_dump_json(indent=2))
+        case Redrive(consumer=consumer):
+            moved = ops.dlq_redrive(consumer)
+            print(f"{consumer}: {moved} messages moved back from the dead-letter queue")
+    return 0
+
+
+def main() -> None:
+    try:
+        sys.exit(run(sys.argv[1:]))
+    except ControlUnavailable as error:
+        sys.exit(f"blog: {error}")
+    except (BotoCoreError, ClientError) as error:
+        sys.exit(f"blog: the emulated AWS did not answer as expected ({error}); is `make dev` up?")
+
+
+if __name__ == "__main__":
+    main()
