@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 AWS_PORT ?= 5000
 
-.PHONY: install dev emulator api test lint typecheck unit
+.PHONY: install dev emulator api test lint typecheck unit package
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ typecheck: install
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
+
+## make package: the deployable CloudFormation template and zip, under build/package.
+package: install
+	$(BIN)/python -m tools.package
+	$(BIN)/cfn-lint build/package/sam.json

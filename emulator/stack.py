@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.runner import ClientFactory
-from emulator.template import TEMPLATE, load, resources_of_type
+from emulator.template import load, resources_of_type
 
 
 @dataclass(frozen=True)
@@ -26,19 +26,25 @@ class Stack:
     """Physical id by logical id (an ARN for a topic, a URL for a queue, a name for a table)."""
 
 
-def deploy(client: ClientFactory, prefix: str, parameters: dict[str, str] | None = None) -> Stack:
-    """Create the stack named ``prefix`` from the template, with its subscriptions."""
+def deploy(
+    client: ClientFactory,
+    prefix: str,
+    parameters: dict[str, str] | None = None,
+    template: dict[str, Any] | None = None,
+) -> Stack:
+    """Create the stack named ``prefix`` (from ``infra/`` by default), with its subscriptions."""
+    document = load() if template is None else template
     cfn = client("cloudformation")
     values = {"Prefix": prefix, **(parameters or {})}
     with _quiet_moto():  # moto parses the template again when describing the stack
         cfn.create_stack(
             StackName=prefix,
-            TemplateBody=TEMPLATE.read_text(),
+            TemplateBody=json.dumps(document),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
         )
         stack = describe(client, prefix)
-    for logical_id in resources_of_type(load(), "AWS::SNS::Subscription"):
-        subscribe(client, stack, logical_id)
+    for logical_id in resources_of_type(document, "AWS::SNS::Subscription"):
+        subscribe(client, stack, logical_id, document)
     return stack
 
 
@@ -71,9 +77,11 @@ def describe(client: ClientFactory, name: str) -> Stack:
     )
 
 
-def subscribe(client: ClientFactory, stack: Stack, logical_id: str) -> str:
+def subscribe(
+    client: ClientFactory, stack: Stack, logical_id: str, template: dict[str, Any] | None = None
+) -> str:
     """Create the template's subscription ``logical_id``; its ARN. Idempotent, as SNS is."""
-    properties = load()["Resources"][logical_id]["Properties"]
+    properties = (load() if template is None else template)["Resources"][logical_id]["Properties"]
     attributes = {"RawMessageDelivery": str(properties.get("RawMessageDelivery", False)).lower()}
     if "FilterPolicy" in properties:
         attributes["FilterPolicyScope"] = properties.get("FilterPolicyScope", "MessageAttributes")

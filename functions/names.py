@@ -59,6 +59,16 @@ def dead_letter_queue(prefix: str, consumer: str) -> str:
     return queue(prefix, consumer) + DLQ_SUFFIX
 
 
+def queue_arn_placeholder(prefix: str, consumer: str) -> str:
+    """A stand-in ARN for a consumer's queue, for Chalice's ``on_sqs_message`` at import.
+
+    An ARN (a plain string), not a name: a name makes Chalice write an ``Fn::Sub`` that the
+    packaged template could not replace with ``!GetAtt <Queue>.Arn`` (see ../shared/notes).
+    The local runner reads the queue's name from it.
+    """
+    return f"arn:aws:sqs:us-east-1:000000000000:{queue(prefix, consumer)}"
+
+
 def archive_bucket(prefix: str, account: str) -> str:
     """S3 bucket names are global, so the archive bucket's name also carries the account."""
     return resource(prefix, f"archive-{account}")

@@ -35,7 +35,7 @@ HANDLERS: Handlers = {CommentModerated: _apply}
 
 
 @bp.on_sqs_message(
-    queue=names.queue(settings.import_time_prefix(), "comments"),
+    queue_arn=names.queue_arn_placeholder(settings.import_time_prefix(), "comments"),
     batch_size=10,
     name="comments_consumer",
 )

@@ -20,7 +20,7 @@ HANDLERS: Handlers = {CommentCreated: _moderate}
 
 
 @bp.on_sqs_message(
-    queue=names.queue(settings.import_time_prefix(), "moderation"),
+    queue_arn=names.queue_arn_placeholder(settings.import_time_prefix(), "moderation"),
     batch_size=10,
     name="moderation_consumer",
 )

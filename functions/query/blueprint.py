@@ -38,7 +38,7 @@ HANDLERS: Handlers = dict.fromkeys(PROJECTED_EVENTS, _project)
 
 
 @bp.on_sqs_message(
-    queue=names.queue(settings.import_time_prefix(), "query"),
+    queue_arn=names.queue_arn_placeholder(settings.import_time_prefix(), "query"),
     batch_size=10,
     name="query_consumer",
 )

@@ -66,7 +66,9 @@ def test_every_consumer_has_its_queue_and_dead_letter_queue(deployed: Stack) -> 
 
 def test_the_app_event_sources_point_at_the_template_resources(deployed: Stack) -> None:
     queues = {names.queue(PREFIX, consumer) for consumer in names.CONSUMERS}
-    sqs_sources = {s.queue for s in app.app.event_sources if hasattr(s, "queue")}
+    sqs_sources = {
+        s.queue_arn.rsplit(":", 1)[-1] for s in app.app.event_sources if hasattr(s, "queue_arn")
+    }
     assert sqs_sources == queues
     [stream] = [s for s in app.app.event_sources if hasattr(s, "stream_arn")]
     assert table_of_stream(stream.stream_arn) == deployed.physical_ids["OutboxTable"]

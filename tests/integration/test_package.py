@@ -1,0 +1,302 @@
+"""The packaged stack (``make package``): one template, wired, least privilege, shippable.
+
+Packages once per module (about 10 s), then checks the template and the zip offline, and
+records every AWS call each function's code makes under moto to compare with its role.
+"""
+
+import contextlib
+import contextvars
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from emulator import ops, runner
+from emulator.control import LocalConsumers
+from emulator.local import build_runner
+from emulator.stack import Stack
+from functions import aws
+from tests.conftest import Api
+from tests.e2e.test_seed_scenario import run_seed_scenario
+from tests.faults import failing
+from tests.helpers import PREFIX
+
+FUNCTION = contextvars.ContextVar[str | None]("FUNCTION", default=None)
+
+
+@pytest.fixture(scope="module")
+def template(packaged: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(packaged.read_text())
+    return document
+
+
+def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def test_the_zip_ships_app_and_functions(packaged: Path) -> None:
+    names = zipfile.ZipFile(packaged.parent / "deployment.zip").namelist()
+    assert "app.py" in names
+    for module in ("functions/publisher.py", "functions/query/recovery.py", "functions/names.py"):
+        assert module in names, module
+    assert not any(name.startswith(("emulator/", "tests/", "tools/")) for name in names)
+
+
+def test_the_template_passes_cfn_lint(packaged: Path) -> None:
+    result = subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "cfn-lint"), str(packaged)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_event_sources_are_wired_in_the_same_template(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    sources = 0
+    for name, properties in functions_of(template).items():
+        for event in properties.get("Events", {}).values():
+            if event["Type"] not in ("SQS", "DynamoDB"):
+                continue
+            sources += 1
+            settings = event["Properties"]
+            target = settings["Queue" if event["Type"] == "SQS" else "Stream"]
+            logical, attribute = target["Fn::GetAtt"]
+            assert logical in resources, name
+            assert attribute == ("Arn" if event["Type"] == "SQS" else "StreamArn")
+            assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+            if event["Type"] == "DynamoDB":
+                assert 0 < settings["MaximumRetryAttempts"] <= 10
+                assert settings["BisectBatchOnFunctionError"] is True
+                destination = settings["DestinationConfig"]["OnFailure"]["Destination"]
+                assert destination == {"Fn::GetAtt": ["PublisherFailureQueue", "Arn"]}
+    assert sources == 4  # three queues and the outbox stream
+
+
+def test_every_function_has_its_own_role_without_wildcards(template: dict[str, Any]) -> None:
+    roles = [p["Role"]["Fn::GetAtt"][0] for p in functions_of(template).values()]
+    assert len(roles) == len(set(roles)) == len(functions_of(template))
+    for role in roles:
+        for statement in statements(template, role):
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            assert all("*" not in action for action in actions), (role, actions)
+            assert "*" not in json.dumps(statement["Resource"]).replace("-*", "").replace(
+                "/*", ""
+            ), role
+
+
+def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    return [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
+
+
+# --- least privilege: the calls each function makes, against its role ---------------------
+
+
+def grants(template: dict[str, Any], function: str) -> set[tuple[str, str]]:
+    """(IAM action, resource) pairs a function's role allows; resources as logical ids."""
+    role = functions_of(template)[function]["Role"]["Fn::GetAtt"][0]
+    granted: set[tuple[str, str]] = set()
+    for statement in statements(template, role):
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        for action in actions:
+            granted |= {(action, logical_resource(r)) for r in resources}
+    return granted
+
+
+def logical_resource(resource: Any) -> str:
+    if "Ref" in resource:
+        return str(resource["Ref"])
+    if "Fn::GetAtt" in resource:
+        logical, attribute = resource["Fn::GetAtt"]
+        return str(logical) if attribute == "Arn" else f"{logical}.{attribute}"
+    text = resource["Fn::Sub"]
+    return re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)
+
+
+def required(
+    call: tuple[str, str, dict[str, Any]], logical: Callable[[str], str]
+) -> set[tuple[str, str]]:
+    """The (IAM action, logical resource) pairs one recorded API call needs."""
+    service, operation, params = call
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            kinds = {
+                "Put": "PutItem",
+                "Update": "UpdateItem",
+                "ConditionCheck": "ConditionCheckItem",
+                "Delete": "DeleteItem",
+            }
+            return {
+                (f"dynamodb:{kinds[kind]}", logical(body["TableName"]))
+                for item in params["TransactItems"]
+                for kind, body in item.items()
+            }
+        if operation == "BatchWriteItem":
+            return {("dynamodb:BatchWriteItem", logical(table)) for table in params["RequestItems"]}
+        table = logical(params["TableName"])
+        if "IndexName" in params:
+            table = f"{table}/index/{params['IndexName']}"
+        return {(f"dynamodb:{operation}", table)}
+    if service == "sns":
+        return {("sns:Publish", logical(params["TopicArn"]))}
+    if service == "sqs":
+        return {(f"sqs:{operation}", logical(params["QueueUrl"]))}
+    if service == "s3":
+        return {(f"s3:{operation}", f"{logical(params['Bucket'])}/{params['Key'].split('/')[0]}/*")}
+    raise AssertionError(f"no IAM mapping for {service}.{operation}")
+
+
+@pytest.fixture
+def recorded(
+    monkeypatch: pytest.MonkeyPatch, deployed: Stack
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Every AWS call made inside a function, with the function's packaged (logical) name."""
+    calls: list[tuple[str, str, str, dict[str, Any]]] = []
+    original = runner.resolve_handler
+
+    def attributed(handler_string: str) -> runner.Handler:
+        handler = original(handler_string)
+        function = handler_function(handler_string)
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            with as_function(function):
+                return handler(event, context)
+
+        return invoke
+
+    monkeypatch.setattr(runner, "resolve_handler", attributed)
+    for service in ("dynamodb", "sns", "sqs", "s3"):
+        client = aws.client(service)
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            function = FUNCTION.get()
+            if function is not None:
+                calls.append((function, model.service_model.endpoint_prefix, model.name, params))
+
+        client.meta.events.register(f"provide-client-params.{service}", record)
+    return calls
+
+
+def handler_function(handler_string: str) -> str:
+    import app
+
+    [name] = [s.name for s in app.app.event_sources if s.handler_string == handler_string]
+    return "".join(part.title() for part in name.split("_"))
+
+
+@contextlib.contextmanager
+def as_function(name: str) -> Iterator[None]:
+    token = FUNCTION.set(name)
+    try:
+        yield
+    finally:
+        FUNCTION.reset(token)
+
+
+class ApiHandlerCalls(Api):
+    """The HTTP API, with the AWS calls of each request attributed to the APIHandler."""
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        with as_function("APIHandler"):
+            return super().post(path, body)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        with as_function("APIHandler"):
+            return super().get(path)
+
+
+_POLLER = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+PLATFORM_GRANTS: dict[str, set[tuple[str, str]]] = {
+    # Lambda's pollers read the queues and the stream, and write the on-failure destination,
+    # with the function's role; SNS encrypts with the topic's key for the publisher's calls.
+    **{
+        f"{c}Consumer": {(action, f"{c}Queue") for action in _POLLER}
+        for c in ("Comments", "Moderation", "Query")
+    },
+    "OutboxPublisher": {
+        *(
+            (f"dynamodb:{a}", "OutboxTable.StreamArn")
+            for a in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
+        ),
+        ("sqs:SendMessage", "PublisherFailureQueue"),
+        ("kms:GenerateDataKey", "EventsKey"),
+        ("kms:Decrypt", "EventsKey"),
+    },
+    "OutboxSweeper": {("kms:GenerateDataKey", "EventsKey"), ("kms:Decrypt", "EventsKey")},
+}
+
+
+def short_name(identifier: str) -> str:
+    """A table, queue, topic or bucket name from its name, URL or ARN."""
+    return identifier.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def test_no_function_calls_an_action_its_role_does_not_grant(
+    template: dict[str, Any],
+    recorded: list[tuple[str, str, str, dict[str, Any]]],
+    deployed: Stack,
+    api: Api,
+) -> None:
+    import app
+
+    # GIVEN the runner built after the recorder, so every handler call is attributed
+    run = build_runner(app.app, aws.client, PREFIX, fast_retry=True)
+    consumers = LocalConsumers(run)
+    # WHEN every function is exercised: writes and reads, publishing, the consumers, a broker
+    # outage and the sweeper, a query outage and its catch-up, and the archive segmenter
+    # (HTTP requests are the APIHandler's; the operator's outage is nobody's function)
+    http = ApiHandlerCalls(api.client)
+    run_seed_scenario(http, run)
+    with failing("sns", "PublishBatch", EndpointConnectionError(endpoint_url="sns")):
+        http.post("/posts", {"title": "while SNS is down"})
+        run.drain()
+    ops.outage_start(consumers, "query", "unsubscribe")
+    http.post("/posts", {"title": "while query is away"})
+    http.get("/posts")
+    # (the segmenter before the catch-up, so the catch-up reads missed positions from S3)
+    for schedule in ("outbox_sweeper", "archive_segmenter", "query_catch_up"):
+        run.drain()
+        run.fire(schedule)
+    run.drain()
+    by_name = {short_name(physical): logical for logical, physical in deployed.physical_ids.items()}
+
+    def logical(identifier: str) -> str:
+        return by_name[short_name(identifier)]
+
+    # THEN every call is allowed by the calling function's own role
+    used: dict[str, set[tuple[str, str]]] = {}
+    for function, service, operation, params in recorded:
+        used.setdefault(function, set()).update(required((service, operation, params), logical))
+    assert set(used) == set(functions_of(template))  # every function was exercised
+    for function, needed in used.items():
+        missing = needed - grants(template, function)
+        assert not missing, f"{function} calls what its role does not grant: {sorted(missing)}"
+    # AND every grant is used by the code, or by Lambda on the function's behalf
+    for function in used:
+        unused = grants(template, function) - used[function] - PLATFORM_GRANTS.get(function, set())
+        unused = {(a, r) for a, r in unused if not a.startswith("logs:")}
+        assert not unused, f"{function}'s role grants what its code does not call: {sorted(unused)}"

@@ -1,0 +1,69 @@
+"""``make package``: one CloudFormation template for AWS, from Chalice and ``infra/``.
+
+``chalice package`` takes one ``--merge-template`` file, so this merges ``infra/template.yaml``
+(the stateful resources) and ``infra/functions.yaml`` (roles, event sources and settings of
+the generated functions) into ``build/merge.json`` first, then runs
+``chalice package --stage dev --merge-template build/merge.json build/package``. The result is
+``build/package/sam.json`` and ``build/package/deployment.zip``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from emulator.template import ROOT, load
+
+INFRA = ROOT / "infra"
+BUILD = ROOT / "build"
+STAGE = "dev"
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Chalice's merge rule: dictionaries merge key by key; anything else is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_template() -> Path:
+    merged = deep_merge(load(INFRA / "template.yaml"), load(INFRA / "functions.yaml"))
+    BUILD.mkdir(exist_ok=True)
+    path = BUILD / "merge.json"
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    return path
+
+
+def package(output: Path = BUILD / "package") -> Path:
+    """Build the deployable template and zip; the template's path."""
+    merge = merge_template()
+    environment = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    environment.pop("AWS_ENDPOINT_URL", None)
+    subprocess.run(  # noqa: S603 (our own interpreter's chalice, fixed arguments)
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "package",
+            "--stage",
+            STAGE,
+            "--merge-template",
+            str(merge),
+            str(output),
+        ],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+    )
+    return output / "sam.json"
+
+
+if __name__ == "__main__":
+    print(package())
