@@ -210,19 +210,24 @@ def write_segments(settings: Settings) -> list[int]:
 def allocated_before(settings: Settings, position: int, moment: float, current: Head) -> bool:
     """Whether ``position`` was allocated before ``moment``.
 
-    Positions are allocated in order, so the first event archived after ``position`` was
-    allocated after it; with none yet, the counter's last allocation time bounds it.
+    A position in a segmented bucket was: segments are written only after the grace.
+    Otherwise, positions are allocated in order, so the first event archived after
+    ``position`` was allocated after it; with none yet, the counter's last allocation time
+    bounds it.
     """
     if position > current.position:
         return False
-    later = _first_after(settings, position)
+    if bucket_of(settings, position) < current.segmented_through:
+        return True
+    later = _first_after(settings, position, bucket_of(settings, current.position))
     sealed = later.archived_at if later is not None else current.allocated_at
     return sealed < moment
 
 
-def _first_after(settings: Settings, position: int) -> ArchivedEvent | None:
+def _first_after(settings: Settings, position: int, last_bucket: int) -> ArchivedEvent | None:
+    """The first archived event after ``position``, searching forward up to ``last_bucket``."""
     client = aws.client("dynamodb")
-    for bucket in (bucket_of(settings, position), bucket_of(settings, position) + 1):
+    for bucket in range(bucket_of(settings, position), last_bucket + 1):
         items = client.query(
             TableName=_table(settings),
             KeyConditionExpression="#bucket = :bucket AND #position > :position",

@@ -65,6 +65,9 @@ def consume(
             )
             logger.error("poison message", message_id=record.message_id, reason=reason)
             raise PoisonMessage(reason) from error
+        except PoisonMessage as error:
+            logger.error("poison message", message_id=record.message_id, reason=str(error))
+            raise
         except Exception as error:
             logger.error("message failed", message_id=record.message_id, reason=repr(error))
             raise

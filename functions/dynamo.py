@@ -1,5 +1,6 @@
 """DynamoDB plumbing shared by the adapters: item (de)serialisation and transaction errors."""
 
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -27,13 +28,25 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
+BATCH_ATTEMPTS = 8
+
+
+class Unprocessed(RuntimeError):
+    """DynamoDB kept leaving items unprocessed (throttling); the caller fails and is retried."""
+
+
 def batch_write(table: str, requests: list[dict[str, Any]]) -> None:
-    """BatchWriteItem, 25 requests a call, retrying what DynamoDB leaves unprocessed."""
+    """BatchWriteItem, 25 requests a call, retrying unprocessed items with backoff."""
     client = aws.client("dynamodb")
     for start in range(0, len(requests), 25):
         pending: dict[str, Any] = {table: requests[start : start + 25]}
-        while pending:
+        for attempt in range(BATCH_ATTEMPTS):
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        else:
+            raise Unprocessed(f"{len(pending[table])} writes to {table} left unprocessed")
 
 
 def cancellation_codes(error: ClientError) -> list[str]:

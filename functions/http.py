@@ -13,6 +13,9 @@ from chalice.app import Request, Response
 from pydantic import BaseModel, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_ID = 64
+ACCEPTED_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
+"""Accepted so that the body check, not Chalice's 415, answers: the body must be JSON."""
 JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
 
@@ -51,6 +54,16 @@ def parse_body(request: Request, model: type[M]) -> M:
         ]
         summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
         raise HttpError(422, "invalid_input", summary, details) from error
+
+
+def path_id(value: str, missing: str) -> str:
+    """An id from the path; one no id could have (too long, odd characters) is not found.
+
+    It never reaches DynamoDB, whose key size limits would otherwise answer with a 500.
+    """
+    if not (0 < len(value) <= MAX_ID and value.replace("-", "").replace("_", "").isalnum()):
+        raise HttpError(404, missing, f"{value[:MAX_ID]!r} does not exist")
+    return value
 
 
 def created(body: Any) -> Response:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from functions import aws, names
 from functions.dynamo import Item, from_item, to_item
-from functions.events import Event, parse_event
+from functions.events import Event
 
 UNSENT = "unsent"
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
@@ -33,10 +33,8 @@ class OutboxRecord(BaseModel):
     sent: bool
     created_at: str
     unsent: str | None = None
-
-    @property
-    def event(self) -> Event:
-        return parse_event(self.payload)
+    position: int | None = None
+    """The archive position, kept once a publish attempt archived the event but SNS failed."""
 
     @classmethod
     def new(cls, event: Event) -> "OutboxRecord":
@@ -85,6 +83,20 @@ def mark_sent(table: str, event_id: str) -> None:
 def record_from_image(image: Item) -> OutboxRecord:
     """An outbox record from a stream image (typed JSON); raises ``ValidationError``."""
     return OutboxRecord.model_validate(from_item(image))
+
+
+def remember_position(table: str, event_id: str, position: int) -> None:
+    """Keep an archived-but-unpublished record's position, so a republish reuses it."""
+    client = aws.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        client.update_item(
+            TableName=table,
+            Key=to_item({names.OUTBOX_KEY: event_id}),
+            UpdateExpression="SET #position = :position",
+            ConditionExpression="attribute_exists(#id) AND sent = :false",
+            ExpressionAttributeNames={"#id": names.OUTBOX_KEY, "#position": "position"},
+            ExpressionAttributeValues=to_item({":position": position, ":false": False}),
+        )
 
 
 def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRecord]:

@@ -76,26 +76,39 @@ def publish(topic_arn: str, events: list[ArchivedEvent]) -> list[ArchivedEvent]:
     return published
 
 
+def _archived(record: OutboxRecord, position: int, now: float) -> ArchivedEvent:
+    return ArchivedEvent(
+        position=position,
+        event_id=record.event_id,
+        event_type=record.event_type,
+        payload=record.payload,
+        archived_at=now,
+    )
+
+
 def archive_and_publish(config: Settings, records: list[OutboxRecord]) -> PublishReport:
-    """Archive ``records`` at fresh positions, publish them, and mark the published ones sent."""
+    """Archive ``records``, publish them, and mark the published ones sent.
+
+    A record archived by an earlier attempt whose publish failed keeps its position (stored
+    on the outbox record), so republishing it during a long broker outage does not archive
+    it again and again.
+    """
     if not records:
         return PublishReport()
-    now = datetime.now(UTC).timestamp()
-    events = [
-        ArchivedEvent(
-            position=position,
-            event_id=record.event_id,
-            event_type=record.event_type,
-            payload=record.payload,
-            archived_at=now,
-        )
-        for position, record in zip(archive.allocate(config, len(records)), records, strict=True)
-    ]
-    archive.record(config, events)
-    published = publish(config.topic_arn, events)
+    fresh = [record for record in records if record.position is None]
+    positions = archive.allocate(config, len(fresh)) if fresh else range(0)
+    now = datetime.now(UTC).timestamp()  # after allocating: archived_at bounds allocation time
+    new = [_archived(r, p, now) for p, r in zip(positions, fresh, strict=True)]
+    archive.record(config, new)
+    again = [_archived(r, r.position, now) for r in records if r.position is not None]
+    published = publish(config.topic_arn, new + again)
     table = config.table(names.OUTBOX_TABLE)
     for event in published:
         outbox.mark_sent(table, event.event_id)
+    done = {event.event_id for event in published}
+    for event in new:
+        if event.event_id not in done:
+            outbox.remember_position(table, event.event_id, event.position)
     return PublishReport(
         records=len(records), published=len(published), failed=len(records) - len(published)
     )

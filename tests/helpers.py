@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from emulator import ops
 from functions import aws, names, settings
 from functions.dynamo import from_item
 
@@ -22,12 +23,7 @@ def queue_url(name: str) -> str:
     return url
 
 
-def queue_depth(name: str) -> int:
-    attributes = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queue_url(name),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
+queue_depth = ops.queue_depth
 
 
 def receive_all(name: str) -> list[dict[str, Any]]:

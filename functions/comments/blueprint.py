@@ -10,15 +10,28 @@ from functions.commands import CreateComment
 from functions.comments import service
 from functions.consumer import Handlers, PartialItemFailureResponse, consume
 from functions.events import CommentModerated
-from functions.http import HttpError, created, json_errors, parse_body
+from functions.http import (
+    ACCEPTED_CONTENT_TYPES,
+    HttpError,
+    created,
+    json_errors,
+    parse_body,
+    path_id,
+)
 
 bp = Blueprint(__name__)
 logger = Logger(service="comments")
 
 
-@bp.route("/posts/{post_id}/comments", methods=["POST"], cors=True)
+@bp.route(
+    "/posts/{post_id}/comments",
+    methods=["POST"],
+    cors=True,
+    content_types=ACCEPTED_CONTENT_TYPES,
+)
 @json_errors
 def create_comment(post_id: str) -> Any:
+    post_id = path_id(post_id, "unknown_post")
     command = parse_body(bp.current_request, CreateComment)
     try:
         comments = service.create_comment(settings.load(), post_id, command)

@@ -6,13 +6,13 @@ from chalice.app import Blueprint
 
 from functions import settings
 from functions.commands import CreatePost
-from functions.http import created, json_errors, parse_body
+from functions.http import ACCEPTED_CONTENT_TYPES, created, json_errors, parse_body
 from functions.posts import service
 
 bp = Blueprint(__name__)
 
 
-@bp.route("/posts", methods=["POST"], cors=True)
+@bp.route("/posts", methods=["POST"], cors=True, content_types=ACCEPTED_CONTENT_TYPES)
 @json_errors
 def create_post() -> Any:
     command = parse_body(bp.current_request, CreatePost)

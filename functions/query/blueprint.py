@@ -8,7 +8,7 @@ from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 from functions import names, settings
 from functions.consumer import Handlers, PartialItemFailureResponse, consume
 from functions.events import Event
-from functions.http import HttpError, json_errors
+from functions.http import HttpError, json_errors, path_id
 from functions.query import recovery, service
 from functions.query.projection import PROJECTED_EVENTS
 
@@ -24,7 +24,7 @@ def list_posts() -> Any:
 @bp.route("/posts/{post_id}", methods=["GET"], cors=True)
 @json_errors
 def get_post(post_id: str) -> Any:
-    post = service.one_post(settings.load(), post_id)
+    post = service.one_post(settings.load(), path_id(post_id, "unknown_post"))
     if post is None:
         raise HttpError(404, "unknown_post", f"post {post_id!r} does not exist")
     return post

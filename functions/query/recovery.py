@@ -15,13 +15,15 @@ first catch-up delivers the whole history: a durable subscription with deliver-a
 import time
 from collections.abc import Callable, Iterable
 
-from pydantic import BaseModel
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ValidationError
 
 from functions import archive
 from functions.events import Event, parse_event
 from functions.query import projection, service, store
 from functions.settings import Settings
 
+logger = Logger(service="query")
 CHUNK = 1000
 """Positions per catch-up step: the watermark is saved after each, so a long run resumes."""
 
@@ -42,6 +44,8 @@ class CatchUpReport(BaseModel):
     """Archived events of other types (the view is not made of them)."""
     holes_skipped: int = 0
     holes_pending: int = 0
+    unreadable: int = 0
+    """Archived events this code cannot parse (logged); passed over like holes."""
     """Missing positions too young to call holes; a later run looks again."""
 
 
@@ -60,29 +64,35 @@ def _contiguous(start: int, covered: set[int]) -> int:
 
 
 def catch_up(settings: Settings, version: str | None = None) -> CatchUpReport:
-    """Bring ``version`` (default: the active one) up to the archive head."""
+    """Bring ``version`` (default: the active one) up to the archive head.
+
+    Progress is saved after every chunk of positions, so a run cut short (a Lambda timeout
+    on a long history) resumes where it stopped.
+    """
     version = version or store.active_version(settings)
     head = archive.head(settings)
     before = store.watermark(settings, version)
     report = CatchUpReport(
         version=version, head=head.position, watermark_before=before, watermark_after=before
     )
-    # All markers, not just those above the watermark: live deliveries that a catch-up had
-    # already covered leave markers below it, and this run deletes them.
-    marked = store.seen_above(settings, version, 0)
-    seen = set(marked)
+    # All marks, not just those above the watermark: live deliveries that a catch-up had
+    # already covered leave marks below it, and this run deletes them.
+    marked = store.seen(settings, version)
+    covered = set(marked)
+    after = before
     for start in range(before + 1, head.position + 1, CHUNK):
         window = range(start, min(start + CHUNK, head.position + 1))
-        missing = [p for p in window if p not in seen]
-        recovered = _apply_missing(settings, version, missing, head, report)
-        seen |= recovered
-    after = _contiguous(before, seen)
-    if after > before:
-        store.save_watermark(settings, version, after)
+        missing = [p for p in window if p not in covered]
+        applied = _apply_missing(settings, version, missing, head, report)
+        covered |= applied
+        reached = _contiguous(after, covered)
+        if reached > after:
+            store.save_watermark(settings, version, reached)
+            after = reached
+        # Applied above the watermark (behind a young hole): marked, so no later run redoes it.
+        for position in sorted(p for p in applied if p > after):
+            store.mark_seen(settings, version, position)
     store.forget_seen(settings, version, (p for p in marked if p <= after))
-    # Positions applied here but above the watermark (behind a young hole) stay marked.
-    for position in sorted(p for p in seen - marked if p > after):
-        store.mark_seen(settings, version, position)
     report.watermark_after = after
     return report
 
@@ -108,14 +118,34 @@ def _apply_missing(
             else:
                 report.holes_pending += 1
             continue
-        domain = parse_event(event.payload)
-        if isinstance(domain, projection.PROJECTED_EVENTS):
+        covered.add(position)
+        domain = _readable(event)
+        if domain is None:
+            report.unreadable += 1
+        elif isinstance(domain, projection.PROJECTED_EVENTS):
             service.project(settings, domain, None, [version])
             report.recovered += 1
         else:
             report.ignored += 1
-        covered.add(position)
     return covered
+
+
+def _readable(archived: archive.ArchivedEvent) -> Event | None:
+    """The archived event, or None (logged) if this code cannot read it (e.g. a newer schema).
+
+    One unreadable record must not stop recovery for good: it is counted and passed over,
+    as the live path sends the same message to its dead-letter queue.
+    """
+    try:
+        return parse_event(archived.payload)
+    except ValidationError as error:
+        logger.error(
+            "unreadable archived event",
+            position=archived.position,
+            event_id=archived.event_id,
+            reason=str(error),
+        )
+        return None
 
 
 def _next_version(version: str) -> str:
@@ -130,7 +160,7 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
     catch-up covers everything archived since the history was read; then reads switch.
     """
     current = store.pointer(settings)
-    if current.building:  # an earlier rebuild stopped half way: start again
+    if current.building:  # an earlier rebuild stopped half way, or is still going: take over
         store.drop_version(settings, current.building)
     old, new = current.active, _next_version(current.building or current.active)
     head = archive.head(settings)
@@ -145,7 +175,9 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
         for archived in archive.history(settings, total, reporter):
             events += 1
             present.add(archived.position)
-            yield parse_event(archived.payload)
+            domain = _readable(archived)
+            if domain is not None:
+                yield domain
 
     view = projection.fold(history())
     rows = store.put_rows(settings, new, view.values())
@@ -156,9 +188,14 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
         if p not in present and archive.allocated_before(settings, p, cutoff, head)
     }
     store.save_watermark(settings, new, _contiguous(0, present | old_holes))
-    store.save_pointer(settings, store.Pointer(active=old, building=new))
-    caught_up = catch_up(settings, new)
-    store.save_pointer(settings, store.Pointer(active=new))
+    building = store.Pointer(active=old, building=new)
+    try:
+        store.save_pointer(settings, building, expected=current)
+        caught_up = catch_up(settings, new)
+        store.save_pointer(settings, store.Pointer(active=new), expected=building)
+    except store.PointerMoved:
+        store.drop_version(settings, new)  # a later rebuild took over; it owns the switch
+        raise
     store.drop_version(settings, old)
     if progress is not None:
         progress(total, total)

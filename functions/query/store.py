@@ -52,11 +52,29 @@ def pointer(settings: Settings) -> Pointer:
     return Pointer.model_validate(from_item(item)) if item else Pointer()
 
 
-def save_pointer(settings: Settings, value: Pointer) -> None:
-    aws.client("dynamodb").put_item(
-        TableName=_table(settings),
-        Item=to_item({**_POINTER, **value.model_dump(exclude_none=True)}),
-    )
+class PointerMoved(Exception):
+    """The pointer is not what this writer read: another rebuild took over."""
+
+
+def save_pointer(settings: Settings, value: Pointer, expected: Pointer) -> None:
+    """Replace the pointer, only if it still is ``expected`` (a missing row is the default)."""
+    building = "building = :building" if expected.building else "attribute_not_exists(building)"
+    condition = f"active = :active AND {building}"
+    values = {":active": expected.active}
+    if expected.building:
+        values[":building"] = expected.building
+    if expected == Pointer():  # the row may not exist yet
+        condition = f"attribute_not_exists(active) OR ({condition})"
+    client = aws.client("dynamodb")
+    try:
+        client.put_item(
+            TableName=_table(settings),
+            Item=to_item({**_POINTER, **value.model_dump(exclude_none=True)}),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=to_item(values),
+        )
+    except client.exceptions.ConditionalCheckFailedException as error:
+        raise PointerMoved(f"the view pointer is no longer {expected}") from error
 
 
 def active_version(settings: Settings) -> str:
@@ -99,17 +117,16 @@ def mark_seen(settings: Settings, version: str, position: int) -> None:
     )
 
 
-def seen_above(settings: Settings, version: str, position: int) -> set[int]:
+def seen(settings: Settings, version: str) -> set[int]:
+    """Every position marked seen in ``version``."""
     pages = (
         aws.client("dynamodb")
         .get_paginator("query")
         .paginate(
             TableName=_table(settings),
-            KeyConditionExpression="#view = :view AND #sort > :after",
-            ExpressionAttributeNames={"#view": PARTITION, "#sort": SORT},
-            ExpressionAttributeValues=to_item(
-                {":view": _seen_partition(version), ":after": f"{position:020d}"}
-            ),
+            KeyConditionExpression="#view = :view",
+            ExpressionAttributeNames={"#view": PARTITION},
+            ExpressionAttributeValues=to_item({":view": _seen_partition(version)}),
             ConsistentRead=True,
         )
     )

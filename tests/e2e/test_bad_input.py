@@ -1,5 +1,7 @@
 """Acceptance 5: bad HTTP input gets a 4xx JSON error that names the problem; nothing is written."""
 
+import json
+
 import pytest
 
 from functions import names
@@ -62,4 +64,22 @@ def test_unknown_post_comment_is_404(api: Api) -> None:
     status, error = api.post("/posts/missing/comments", {"content": "hi"})
     assert (status, error["error"]["code"]) == (404, "unknown_post")
     assert "missing" in error["error"]["message"]
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize("post_id", ["x" * 3000, "a%20b", "%00"])
+def test_a_path_id_no_post_could_have_is_a_json_404(api: Api, post_id: str) -> None:
+    status, error = api.post(f"/posts/{post_id}/comments", {"content": "hi"})
+    assert (status, error["error"]["code"]) == (404, "unknown_post")
+    status, error = api.get(f"/posts/{post_id}")
+    assert (status, error["error"]["code"]) == (404, "unknown_post")
+    assert_nothing_written()
+
+
+def test_a_body_sent_as_another_content_type_gets_the_json_error(api: Api) -> None:
+    response = api.client.http.post(
+        "/posts", headers={"Content-Type": "text/plain"}, body="title=hello"
+    )
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["code"] == "invalid_json"
     assert_nothing_written()

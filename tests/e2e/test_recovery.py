@@ -10,7 +10,7 @@ from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, aws, names, settings
-from functions.query import recovery, store
+from functions.query import recovery, service, store
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
 from tests.helpers import PREFIX, queue_url
@@ -112,11 +112,13 @@ def test_writes_between_the_last_catch_up_and_the_switch_reach_the_new_version(
     posts_with_comments(api, runner, 1, "before")
     save_pointer = store.save_pointer
 
-    def write_then_switch(config: settings.Settings, pointer: store.Pointer) -> None:
+    def write_then_switch(
+        config: settings.Settings, pointer: store.Pointer, expected: store.Pointer
+    ) -> None:
         if pointer == store.Pointer(active="v2"):
             # WHEN users write in that window (live updates write both versions)
             posts_with_comments(api, runner, 1, "at the switch")
-        save_pointer(config, pointer)
+        save_pointer(config, pointer, expected)
 
     monkeypatch.setattr(store, "save_pointer", write_then_switch)
     recovery.rebuild(settings.load())
@@ -200,3 +202,136 @@ def test_dlq_redrive_moves_messages_back_and_they_are_processed(
     # THEN the DLQ is empty and the event is in the view
     assert {s.consumer: s.dlq_depth for s in ops.status(consumers).consumers}["query"] == 0
     assert api.get("/posts/p-dlq")[1]["title"] == "from the DLQ"
+
+
+def test_a_rebuild_overtaken_by_another_does_not_switch_reads(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rebuild (A) that another rebuild (B) starts and finishes while A catches up
+    posts_with_comments(api, runner, 1, "t")
+    catch_up = recovery.catch_up
+    overtaken: list[recovery.RebuildReport] = []
+
+    def catch_up_while_b_runs(config: settings.Settings, version: str | None = None) -> Any:
+        if not overtaken:
+            monkeypatch.setattr(recovery, "catch_up", catch_up)
+            overtaken.append(recovery.rebuild(config))  # B
+        return catch_up(config, version)
+
+    monkeypatch.setattr(recovery, "catch_up", catch_up_while_b_runs)
+    # WHEN A tries to switch, THEN it is refused, and reads stay on B's complete version
+    with pytest.raises(store.PointerMoved):
+        recovery.rebuild(settings.load())
+    [b] = overtaken
+    assert store.pointer(settings.load()) == store.Pointer(active=b.new_version)
+    assert api.get("/posts")[1] == oracle_view()
+    assert store.rows(settings.load(), "v2") == []  # A's version, dropped
+
+
+def expire_segmented_records() -> None:
+    """What DynamoDB's TTL does to records whose bucket is in S3."""
+    config = settings.load()
+    client = aws.client("dynamodb")
+    for bucket in range(archive.head(config).segmented_through):
+        for event in archive.read_segment(config, bucket):
+            client.delete_item(
+                TableName=names.resource(PREFIX, names.ARCHIVE_TABLE),
+                Key={"bucket": {"N": str(bucket)}, "position": {"N": str(event.position)}},
+            )
+
+
+def test_a_hole_in_expired_history_is_skipped_however_young_the_traffic(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a hole in bucket 0, segmented to S3 and expired from the table
+    archive.allocate(settings.load(), 1)
+    posts_with_comments(api, runner, 4, "old")
+    runner.fire("archive_segmenter")
+    expire_segmented_records()
+    # AND a long hole grace with fresh traffic (so time alone could not call it a hole)
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
+    posts_with_comments(api, runner, 1, "new")
+    # WHEN a new view is built from the whole history
+    report = recovery.rebuild(settings.load())
+    # THEN the hole is passed over and the watermark reaches the head
+    assert report.catch_up.watermark_after == archive.head(settings.load()).position
+    assert report.catch_up.holes_pending == 0
+
+
+def test_a_young_hole_holds_the_watermark_and_what_follows_is_not_redone(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN query away, a position just allocated and not yet recorded, then more events
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
+    ops.outage_start(LocalConsumers(runner), "query", "unsubscribe")
+    [hole] = archive.allocate(settings.load(), 1)
+    posts_with_comments(api, runner, 1, "after the hole")
+    # WHEN catch-up runs twice
+    first = recovery.catch_up(settings.load())
+    second = recovery.catch_up(settings.load())
+    # THEN the watermark waits before the young hole, the events after it are applied once
+    assert (first.holes_pending, first.watermark_after) == (1, hole - 1)
+    assert first.recovered == 3
+    assert (second.recovered, second.holes_pending, second.behind) == (0, 1, 1)
+    assert [p["title"] for p in api.get("/posts")[1].values()] == ["after the hole 0"]
+
+
+def test_an_unreadable_archived_event_is_counted_and_passed_over(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN an archived event this code cannot read (a future schema version), among others
+    config = settings.load()
+    [position] = archive.allocate(config, 1)
+    future = {"type": "PostCreated", "version": 2, "event_id": "e", "aggregate_id": "a"}
+    archive.record(
+        config,
+        [
+            archive.ArchivedEvent(
+                position=position,
+                event_id="e",
+                event_type="PostCreated",
+                payload=json.dumps(future),
+                archived_at=0.0,
+            )
+        ],
+    )
+    posts_with_comments(api, runner, 1, "readable")
+    # WHEN the view catches up, and is rebuilt
+    report = recovery.catch_up(config)
+    rebuilt = recovery.rebuild(config)
+    # THEN the record is counted, does not stop recovery, and everything else is there
+    assert report.unreadable == 1
+    assert report.watermark_after == report.head
+    assert rebuilt.catch_up.watermark_after == report.head
+    assert [p["title"] for p in api.get("/posts")[1].values()] == ["readable 0"]
+
+
+def test_a_catch_up_cut_short_resumes_where_it_stopped(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a brand-new view with history to catch up, in chunks of two positions
+    ops.outage_start(LocalConsumers(runner), "query", "unsubscribe")
+    posts_with_comments(api, runner, 2, "history")
+    monkeypatch.setattr(recovery, "CHUNK", 2)
+    project = service.project
+    calls: list[int] = []
+
+    def timeout_on_the_third(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 3:
+            raise TimeoutError("the Lambda ran out of time")
+        changed: int = project(*args, **kwargs)
+        return changed
+
+    monkeypatch.setattr(service, "project", timeout_on_the_third)
+    # WHEN the first run is cut short
+    with pytest.raises(TimeoutError):
+        recovery.catch_up(settings.load())
+    # THEN its progress was saved, and the next run goes on from there
+    saved = store.watermark(settings.load(), "v1")
+    assert saved >= 2
+    monkeypatch.setattr(service, "project", project)
+    report = recovery.catch_up(settings.load())
+    assert report.watermark_before == saved
+    assert report.watermark_after == report.head
+    assert len(api.get("/posts")[1]) == 2
