@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# checkov pins an older boto3 than the project, so it lives in a virtual environment of its own.
+CHECKOV := .venv-checkov/bin/checkov
 PORT ?= 8000
 AWS_PORT ?= 5000
 
@@ -18,6 +20,11 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 install: $(INSTALLED)
 
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
+
 ## make dev: moto + the infra stack + the event-source runner + chalice local, in one terminal.
 dev: install
 	PORT=$(PORT) AWS_PORT=$(AWS_PORT) $(BIN)/python -m emulator dev
@@ -29,8 +36,8 @@ emulator: install
 api: install
 	AWS_PORT=$(AWS_PORT) PORT=$(PORT) $(BIN)/python -m emulator api
 
-## make test: lint, types and every test.
-test: lint typecheck
+## make test: lint, types and every test (the packaged template's cfn-lint and checkov too).
+test: lint typecheck $(CHECKOV)
 	$(BIN)/python -m pytest
 
 lint: install
@@ -45,6 +52,7 @@ unit: install
 	$(BIN)/python -m pytest tests/unit
 
 ## make package: the deployable CloudFormation template and zip, under build/package.
-package: install
+package: install $(CHECKOV)
 	$(BIN)/python -m tools.package
 	$(BIN)/cfn-lint build/package/sam.json
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f build/package/sam.json

@@ -40,6 +40,12 @@ OUTBOX_UNSENT_KEY: Final = ("unsent", "created_at")
 ARCHIVE_TTL_ATTRIBUTE: Final = "expires_at"
 ARCHIVE_SEGMENT_PREFIX: Final = "segments/"
 
+# Custom metrics (CloudWatch embedded metric format), with the stage's prefix as dimension.
+METRIC_NAMESPACE: Final = "Blog"
+METRIC_DIMENSION: Final = "Stage"
+OLDEST_UNSENT_METRIC: Final = "OldestUnsentOutboxAgeSeconds"
+QUERY_LAG_METRIC: Final = "QueryLagPositions"
+
 # SNS message attributes: the event type (for subscription filter policies) and the event's
 # global position in the archive (for consumers' watermarks).
 EVENT_TYPE_ATTRIBUTE: Final = "event_type"

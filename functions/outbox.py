@@ -118,6 +118,22 @@ def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRec
     return [OutboxRecord.model_validate(from_item(i)) for page in pages for i in page["Items"]]
 
 
+def oldest_unsent_age(table: str) -> float:
+    """Seconds since the oldest unsent record was created (0 with none): one small query."""
+    items = aws.client("dynamodb").query(
+        TableName=table,
+        IndexName=names.OUTBOX_UNSENT_INDEX,
+        KeyConditionExpression="#unsent = :unsent",
+        ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
+        ExpressionAttributeValues=to_item({":unsent": UNSENT}),
+        Limit=1,
+    )["Items"]
+    if not items:
+        return 0.0
+    created = datetime.fromisoformat(from_item(items[0])[_CREATED_AT])
+    return (datetime.now(UTC) - created).total_seconds()
+
+
 def oldest_unsent(table: str) -> tuple[int, datetime | None]:
     """How many records are unsent, and when the oldest was created."""
     records = unsent(table, datetime.now(UTC), limit=10_000)

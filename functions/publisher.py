@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Blueprint, CloudWatchEvent, DynamoDBEvent, Rate
 from pydantic import BaseModel, ValidationError
 
-from functions import archive, aws, names, outbox, settings
+from functions import archive, aws, metrics, names, outbox, settings
 from functions.archive import ArchivedEvent
 from functions.outbox import OutboxRecord
 from functions.settings import Settings
@@ -144,9 +145,13 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
 def sweep_unsent(event: CloudWatchEvent) -> dict[str, Any]:
     """Republish records that stayed unsent longer than the grace period (broker outage)."""
     config = settings.load()
+    table = config.table(names.OUTBOX_TABLE)
     cutoff = datetime.now(UTC) - timedelta(seconds=config.sweep_grace_seconds)
-    stale = outbox.unsent(config.table(names.OUTBOX_TABLE), cutoff)
+    stale = outbox.unsent(table, cutoff)
     report = archive_and_publish(config, stale)
     if stale:
         logger.info("swept unsent outbox records", **report.model_dump())
+    metrics.publish(
+        config, names.OLDEST_UNSENT_METRIC, outbox.oldest_unsent_age(table), MetricUnit.Seconds
+    )
     return report.model_dump()

@@ -3,9 +3,10 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
-from functions import names, settings
+from functions import metrics, names, settings
 from functions.consumer import Handlers, PartialItemFailureResponse, consume
 from functions.events import Event
 from functions.http import HttpError, json_errors, path_id
@@ -49,7 +50,10 @@ def on_event(event: SQSEvent) -> PartialItemFailureResponse:
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="query_catch_up")
 def catch_up(event: CloudWatchEvent) -> dict[str, Any]:
     """Find what the view missed by its watermark and apply it from the archive."""
-    report = recovery.catch_up(settings.load())
+    config = settings.load()
+    report = recovery.catch_up(config)
     if report.behind:
         logger.info("query catch-up", **report.model_dump())
+    lag = report.head - report.watermark_after
+    metrics.publish(config, names.QUERY_LAG_METRIC, lag, MetricUnit.Count)
     return report.model_dump()

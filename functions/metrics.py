@@ -1,0 +1,22 @@
+"""Operational metrics, written as CloudWatch embedded-metric-format log lines.
+
+CloudWatch turns these log lines into metrics, so publishing one makes no API call and needs no
+IAM permission. The alarms in ``infra/functions.yaml`` watch them.
+"""
+
+from aws_lambda_powertools import single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+from functions import names
+from functions.settings import Settings
+
+
+def publish(settings: Settings, name: str, value: float, unit: MetricUnit) -> None:
+    with single_metric(
+        name=name,
+        unit=unit,
+        value=value,
+        namespace=names.METRIC_NAMESPACE,
+        default_dimensions={names.METRIC_DIMENSION: settings.prefix},
+    ):
+        pass
