@@ -1,5 +1,7 @@
 """The blog: one Chalice app, one Blueprint per service (see README.md)."""
 
+import os
+
 from chalice.app import Chalice
 
 from functions import archiver, publisher
@@ -7,9 +9,17 @@ from functions.comments.blueprint import bp as comments
 from functions.moderation.blueprint import bp as moderation
 from functions.posts.blueprint import bp as posts
 from functions.query.blueprint import bp as query
+from functions.web.blueprint import bp as web
 
 app = Chalice(app_name="blog")
 app.api.cors = True
 
-for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp):
+for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp, web):
     app.register_blueprint(blueprint)
+
+if os.environ.get("BLOG_LOCAL_OPS") == "1":
+    # The local stage's operations panel (docs/web.md). Imported only there: emulator/ is not
+    # in the deployed package, and no deployed stage sets BLOG_LOCAL_OPS.
+    from emulator.ops_api import bp as ops_api
+
+    app.register_blueprint(ops_api)

@@ -8,7 +8,6 @@ from emulator.control import CONTROL_PORT_OFFSET
 from emulator.local import (
     Emulator,
     chalice_local,
-    endpoint,
     stop_process_group,
     wait_for_http,
     wait_for_interrupt,
@@ -45,7 +44,7 @@ def main() -> None:
             emulator.start()
             log.info("emulated AWS on %s", emulator.endpoint)
         if mode in ("dev", "api"):
-            api = chalice_local(port, endpoint(aws_port))
+            api = chalice_local(port, aws_port)
             wait_for_http(f"http://127.0.0.1:{port}/posts")
             log.info("blog API on http://127.0.0.1:%d (Ctrl+C stops everything)", port)
         wait_for_interrupt()

@@ -101,9 +101,18 @@ class Emulator:
         self._server.stop()
 
 
-def chalice_local(port: int, aws_endpoint: str) -> subprocess.Popen[bytes]:
-    """``chalice local --stage local`` in its own process group, pointed at the emulator."""
-    environment = {**os.environ, **EMULATOR_ENVIRONMENT, "AWS_ENDPOINT_URL": aws_endpoint}
+def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
+    """``chalice local --stage local`` in its own process group, pointed at the emulator.
+
+    ``AWS_PORT`` tells the local operations endpoints (``emulator/ops_api.py``) where the
+    runner's control API is (``AWS_PORT + 1``).
+    """
+    environment = {
+        **os.environ,
+        **EMULATOR_ENVIRONMENT,
+        "AWS_ENDPOINT_URL": endpoint(aws_port),
+        "AWS_PORT": str(aws_port),
+    }
     return subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
         [
             str(Path(sys.executable).parent / "chalice"),

@@ -1,36 +1,23 @@
 """Acceptance 6: the README's curl lines perform the seed scenario on the `make dev` stack.
 
-Starts ``python -m emulator dev`` (what ``make dev`` runs after installing) on free loopback
-ports, runs the README's seed block with bash, then stops the stack with Ctrl+C (SIGINT) and
-checks that no process of it is left.
+Runs the README's seed block with bash against ``python -m emulator dev`` (what ``make dev``
+runs after installing), started by the ``local_stack`` fixture (``tests/e2e/conftest.py``),
+which stops it with Ctrl+C (SIGINT) and checks that no process of it is left.
 """
 
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from emulator.local import wait_for_http
 from emulator.template import ROOT
+from tests.e2e.conftest import LocalStack
 
 MARKER = "<!-- seed-scenario:"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def readme_seed_block() -> str:
@@ -50,39 +37,6 @@ def json_documents(text: str) -> list[Any]:
         while index < len(text) and text[index].isspace():
             index += 1
     return documents
-
-
-@dataclass(frozen=True)
-class LocalStack:
-    url: str
-    aws_port: int
-
-
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[LocalStack]:
-    port, aws_port = free_port(), free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment.update(PORT=str(port), AWS_PORT=str(aws_port))
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "dev"],
-        cwd=ROOT,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/posts", timeout=90)
-        yield LocalStack(f"http://127.0.0.1:{port}", aws_port)
-    finally:
-        os.killpg(stack.pid, signal.SIGINT)  # Ctrl+C
-        try:
-            stack.wait(timeout=30)
-        finally:
-            _, errors = stack.communicate()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(stack.pid, 0)  # nothing of the stack's process group is left
-    assert b"Traceback" not in errors, errors.decode()[-2000:]
 
 
 def test_readme_curl_lines_perform_the_seed_scenario(local_stack: LocalStack) -> None:

@@ -1,0 +1,413 @@
+// The blog's page: posts, comments and (on the local stack) the operations panel.
+//
+// Plain JavaScript, no build step, no dependencies. User content is only ever put into the page
+// with textContent, never as HTML. Everything refreshes by polling once a second.
+"use strict";
+
+(() => {
+  const POLL_MS = 1000;
+  const REBUILD_POLL_MS = 500;
+  const STATUS_TEXT = { pending: "awaiting moderation", rejected: "rejected" };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- the API --------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  // Paths are relative to the page, so it works under a stage path such as /api/ too.
+  async function call(method, path, body) {
+    const init = { method, headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      throw new ApiError(0, "unreachable", `the server did not answer (${error.message})`);
+    }
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (!response.ok) {
+      const error = data && typeof data === "object" ? data.error : null;
+      if (error && typeof error === "object") {
+        throw new ApiError(response.status, String(error.code), String(error.message));
+      }
+      const message = (data && (data.message || data.Message)) || text || response.statusText;
+      throw new ApiError(response.status, `http_${response.status}`, `${response.status} ${message}`);
+    }
+    return data;
+  }
+
+  // ---- errors, shown in a banner until they are fixed or dismissed ----------------------------
+
+  const errors = new Map();
+
+  function showError(key, message) {
+    errors.set(key, message);
+    renderErrors();
+  }
+
+  function clearError(key) {
+    if (errors.delete(key)) renderErrors();
+  }
+
+  function renderErrors() {
+    const box = $("errors");
+    box.replaceChildren();
+    for (const [key, message] of errors) {
+      const row = document.createElement("div");
+      row.className = "error";
+      row.dataset.key = key;
+      const text = document.createElement("span");
+      text.className = "message";
+      text.textContent = message;
+      const close = document.createElement("button");
+      close.type = "button";
+      close.textContent = "×";
+      close.title = "Dismiss";
+      close.setAttribute("aria-label", "Dismiss");
+      close.addEventListener("click", () => clearError(key));
+      row.append(text, close);
+      box.append(row);
+    }
+  }
+
+  function setText(element, text) {
+    if (element.textContent !== text) element.textContent = text;
+  }
+
+  function clock(date = new Date()) {
+    return date.toLocaleTimeString([], { hour12: false });
+  }
+
+  // Runs an action with its controls (a button, or a form's inputs and buttons) disabled, so
+  // nothing is typed or sent twice meanwhile; an API error goes to the banner.
+  async function act(control, key, what, action) {
+    const controls = control instanceof HTMLFormElement ? [...control.elements] : [control];
+    const focused = document.activeElement;
+    for (const element of controls) element.disabled = true;
+    try {
+      const result = await action();
+      clearError(key);
+      return result;
+    } catch (error) {
+      showError(key, `${what}: ${error.message}`);
+      return undefined;
+    } finally {
+      for (const element of controls) element.disabled = false;
+      if (controls.includes(focused)) focused.focus();
+    }
+  }
+
+  // ---- posts and comments ---------------------------------------------------------------------
+
+  // The query view (GET /posts), and what this page wrote that the view may not show yet: the
+  // answers of POST /posts and POST /posts/{id}/comments. During a query outage the view stands
+  // still; what was written meanwhile is shown marked "not in the view yet" until it catches up.
+  let view = {};
+  const written = new Map(); // post id -> {id, title, comments: Map(comment id -> comment)}
+  const postNodes = new Map(); // post id -> {item, title, badge, list, comments: Map}
+
+  function remember(postId, title, comments) {
+    let post = written.get(postId);
+    if (!post) {
+      post = { id: postId, title, comments: new Map() };
+      written.set(postId, post);
+    }
+    for (const comment of comments || []) post.comments.set(comment.id, comment);
+  }
+
+  function postNode(id) {
+    let node = postNodes.get(id);
+    if (node) return node;
+    const item = $("post-template").content.firstElementChild.cloneNode(true);
+    item.dataset.postId = id;
+    node = {
+      item,
+      title: item.querySelector(".post-title"),
+      badge: item.querySelector(".badge.unviewed"),
+      list: item.querySelector(".comments"),
+      comments: new Map(),
+    };
+    const form = item.querySelector(".new-comment");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      addComment(id, form);
+    });
+    postNodes.set(id, node);
+    return node;
+  }
+
+  function commentNode(node, id) {
+    let entry = node.comments.get(id);
+    if (entry) return entry;
+    const item = document.createElement("li");
+    item.className = "comment";
+    item.dataset.commentId = id;
+    const text = document.createElement("span");
+    text.className = "text";
+    const badge = document.createElement("span");
+    badge.className = "badge unviewed";
+    badge.textContent = "not in the view yet";
+    item.append(text, badge);
+    entry = { item, text, badge };
+    node.comments.set(id, entry);
+    return entry;
+  }
+
+  // Puts children in the given order, moving only those out of place (so focus and input stay).
+  function arrange(parent, children) {
+    children.forEach((child, index) => {
+      if (parent.children[index] !== child) parent.insertBefore(child, parent.children[index] || null);
+    });
+    while (parent.children.length > children.length) parent.lastElementChild.remove();
+  }
+
+  function renderComments(node, inView, local) {
+    const shown = new Map();
+    for (const comment of (inView && inView.comments) || []) shown.set(comment.id, [comment, true]);
+    for (const comment of (local && local.comments.values()) || []) {
+      if (!shown.has(comment.id)) shown.set(comment.id, [comment, false]);
+    }
+    const ids = [...shown.keys()].sort(); // ids sort by creation time
+    const items = ids.map((id) => {
+      const [comment, viewed] = shown.get(id);
+      const entry = commentNode(node, id);
+      const status = String(comment.status);
+      entry.item.className = `comment ${status}`;
+      entry.item.dataset.status = status;
+      setText(entry.text, status === "approved" ? String(comment.content) : STATUS_TEXT[status] || status);
+      entry.badge.hidden = viewed;
+      return entry.item;
+    });
+    for (const id of [...node.comments.keys()]) if (!shown.has(id)) node.comments.delete(id);
+    arrange(node.list, items);
+  }
+
+  function renderPosts() {
+    const ids = [...new Set([...Object.keys(view), ...written.keys()])].sort().reverse();
+    const items = ids.map((id) => {
+      const inView = view[id];
+      const local = written.get(id);
+      const node = postNode(id);
+      setText(node.title, String((inView || local).title));
+      node.item.classList.toggle("unviewed", !inView);
+      node.badge.hidden = Boolean(inView);
+      renderComments(node, inView, local);
+      return node.item;
+    });
+    for (const id of [...postNodes.keys()]) if (!ids.includes(id)) postNodes.delete(id);
+    arrange($("posts"), items);
+    $("no-posts").hidden = ids.length > 0;
+  }
+
+  async function pollPosts() {
+    try {
+      const posts = await call("GET", "posts");
+      view = posts && typeof posts === "object" ? posts : {};
+      clearError("posts");
+      setText($("updated"), `updated ${clock()}`);
+      renderPosts();
+    } catch (error) {
+      showError("posts", `Could not load the posts: ${error.message}`);
+      setText($("updated"), "not up to date");
+    } finally {
+      setTimeout(pollPosts, POLL_MS);
+    }
+  }
+
+  async function createPost(form) {
+    const input = form.elements.namedItem("title");
+    const post = await act(form, "new-post", "Could not publish the post", () =>
+      call("POST", "posts", { title: input.value }),
+    );
+    if (!post) return;
+    remember(post.id, post.title, []);
+    input.value = "";
+    renderPosts();
+  }
+
+  async function addComment(postId, form) {
+    const input = form.elements.namedItem("content");
+    const comments = await act(form, `comment-${postId}`, "Could not add the comment", () =>
+      call("POST", `posts/${encodeURIComponent(postId)}/comments`, { content: input.value }),
+    );
+    if (!comments) return;
+    const title = (view[postId] || written.get(postId) || {}).title || "";
+    remember(postId, title, comments);
+    input.value = "";
+    renderPosts();
+  }
+
+  // ---- the operations panel (local stack only) ------------------------------------------------
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  }
+
+  function renderStatus(status) {
+    const rows = status.consumers.map((c) => {
+      const tr = document.createElement("tr");
+      tr.dataset.consumer = c.consumer;
+      const position = c.watermark === null ? "live only" : `${c.watermark} / ${c.archive_head}`;
+      tr.append(
+        cell(c.consumer),
+        cell(c.subscribed ? "yes" : "NO", c.subscribed ? "good" : "bad"),
+        cell(c.paused ? "YES" : "no", c.paused ? "bad" : "good"),
+        cell(String(c.queue_depth), "num"),
+        cell(String(c.dlq_depth), c.dlq_depth > 0 ? "num bad" : "num"),
+        cell(position, "num"),
+      );
+      return tr;
+    });
+    $("consumers").replaceChildren(...rows);
+    setText($("archive-head"), String(status.archive_head));
+    setText($("unsent"), String(status.unsent_outbox));
+    const age = status.oldest_unsent_age_seconds;
+    setText($("oldest-unsent"), age === null ? "–" : `${age.toFixed(1)} s`);
+
+    const query = status.consumers.find((c) => c.consumer === "query");
+    const state = $("outage-state");
+    if (query) {
+      const down = [!query.subscribed && "unsubscribed", query.paused && "paused"].filter(Boolean);
+      setText(state, down.length ? `query is down (${down.join(", ")})` : "query is live");
+      state.className = `state ${down.length ? "down" : "up"}`;
+    }
+  }
+
+  let opsTimer = null;
+
+  async function pollOps() {
+    opsTimer = null;
+    try {
+      renderStatus(await call("GET", "ops/status"));
+      $("ops").hidden = false;
+      clearError("ops");
+    } catch (error) {
+      if (error.status === 404 || error.status === 403) {
+        $("ops").hidden = true; // a deployed stage: no operations endpoints
+        return;
+      }
+      showError("ops", `Could not read the operations status: ${error.message}`);
+    }
+    opsTimer = setTimeout(pollOps, POLL_MS);
+  }
+
+  function refreshOps() {
+    if (opsTimer === null) return; // a poll is under way, or the panel is off
+    clearTimeout(opsTimer);
+    pollOps();
+  }
+
+  function describeCatchUp(report) {
+    if (!report) return "";
+    return (
+      `caught up from the archive: ${report.behind} behind, ${report.recovered} recovered, ` +
+      `${report.ignored} ignored, ${report.holes_skipped} holes skipped; ` +
+      `watermark ${report.watermark_before} → ${report.watermark_after} (head ${report.head})`
+    );
+  }
+
+  async function startOutage() {
+    const mode = $("outage-mode").value;
+    const done = await act($("outage-start"), "outage", "Could not start the outage", () =>
+      call("POST", "ops/outage/query/start", { mode }),
+    );
+    if (done) setText($("outage-result"), `Outage started (${done.mode}) at ${clock()}.`);
+    refreshOps();
+  }
+
+  async function endOutage() {
+    const done = await act($("outage-end"), "outage", "Could not end the outage", () =>
+      call("POST", "ops/outage/query/end"),
+    );
+    if (done) setText($("outage-result"), `Outage ended at ${clock()}: ${describeCatchUp(done.report)}.`);
+    refreshOps();
+  }
+
+  async function sweep() {
+    const done = await act($("sweep"), "sweep", "Could not run the sweeper", () => call("POST", "ops/sweep"));
+    if (done) setText($("outage-result"), `Outbox sweeper ran at ${clock()}.`);
+    refreshOps();
+  }
+
+  function renderRebuild(progress) {
+    const bar = $("rebuild-progress");
+    bar.max = Math.max(progress.total, 1);
+    bar.value = progress.running ? progress.done : progress.report ? bar.max : 0;
+    $("rebuild").disabled = progress.running;
+    let text = "";
+    if (progress.running) {
+      text = `Rebuilding… ${progress.done} / ${progress.total} positions`;
+    } else if (progress.error) {
+      text = `The rebuild failed: ${progress.error}`;
+    } else if (progress.report) {
+      const r = progress.report;
+      text =
+        `Rebuilt ${r.old_version} → ${r.new_version}: ${r.events} events, ${r.rows} rows ` +
+        `(${progress.total} positions); ${describeCatchUp(r.catch_up)}.`;
+    }
+    setText($("rebuild-result"), text);
+  }
+
+  async function followRebuild() {
+    try {
+      const progress = await call("GET", "ops/rebuild/query");
+      renderRebuild(progress);
+      clearError("rebuild");
+      if (progress.error) showError("rebuild", `The rebuild failed: ${progress.error}`);
+      if (progress.running) setTimeout(followRebuild, REBUILD_POLL_MS);
+    } catch (error) {
+      if (error.status === 404 || error.status === 403) return;
+      showError("rebuild", `Could not read the rebuild's progress: ${error.message}`);
+      setTimeout(followRebuild, POLL_MS);
+    }
+  }
+
+  async function rebuild() {
+    const started = await act($("rebuild"), "rebuild", "Could not start the rebuild", () =>
+      call("POST", "ops/rebuild/query"),
+    );
+    if (!started) return;
+    renderRebuild(started);
+    followRebuild();
+  }
+
+  // ---- start ----------------------------------------------------------------------------------
+
+  function start() {
+    $("new-post").addEventListener("submit", (event) => {
+      event.preventDefault();
+      createPost(event.target);
+    });
+    $("outage").addEventListener("submit", (event) => {
+      event.preventDefault();
+      startOutage();
+    });
+    $("outage-end").addEventListener("click", endOutage);
+    $("sweep").addEventListener("click", sweep);
+    $("rebuild").addEventListener("click", rebuild);
+    pollPosts();
+    pollOps();
+    followRebuild();
+  }
+
+  start();
+})();
