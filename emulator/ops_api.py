@@ -17,12 +17,10 @@ event-source runner through its control API on ``AWS_PORT + 1`` (``AWS_PORT`` is
 launcher; default 5000, as for the ``blog`` command).
 """
 
-import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from emulator import ops
 from emulator.control import ControlError, ControlUnavailable, RemoteConsumers, control_url
 from functions import names
-from functions.http import JSON_HEADERS, HttpError, parse_body
+from functions.http import JSON_HEADERS, HttpError, json_errors, parse_body
 
 bp = Blueprint(__name__)
 logger = logging.getLogger("emulator.ops_api")
@@ -139,22 +137,17 @@ class Rebuilds:
 rebuilds = Rebuilds()
 
 
-def ops_errors(route: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn what an operation raises into a JSON error the page can show."""
+def _stack_error(error: Exception) -> HttpError | None:
+    """What an operation raises, as a JSON error the page can show."""
+    if isinstance(error, ControlUnavailable):
+        return HttpError(503, "stack_unavailable", str(error))
+    if isinstance(error, ControlError | BotoCoreError | ClientError):
+        logger.warning("operation failed: %s", error)
+        return HttpError(502, "upstream_error", f"the local stack failed: {error}")
+    return None
 
-    @functools.wraps(route)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return route(*args, **kwargs)
-        except HttpError as error:
-            return error.response()
-        except ControlUnavailable as error:
-            return HttpError(503, "stack_unavailable", str(error)).response()
-        except (ControlError, BotoCoreError, ClientError) as error:
-            logger.warning("operation failed: %s", error)
-            return HttpError(502, "upstream_error", f"the local stack failed: {error}").response()
 
-    return wrapper
+ops_errors = json_errors(translate=_stack_error)
 
 
 def _json(body: Any, status: int = 200) -> Response:

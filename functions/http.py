@@ -70,14 +70,27 @@ def created(body: Any) -> Response:
     return Response(body=body, status_code=201, headers=JSON_HEADERS)
 
 
-def json_errors(route: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn an ``HttpError`` raised by a route into its JSON response."""
+def json_errors(
+    route: Callable[..., Any] | None = None,
+    *,
+    translate: Callable[[Exception], HttpError | None] = lambda _: None,
+) -> Any:
+    """Turn an ``HttpError`` raised by a route, or another exception ``translate`` maps to one,
+    into its JSON response. Use as ``@json_errors`` or ``@json_errors(translate=...)``."""
 
-    @functools.wraps(route)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return route(*args, **kwargs)
-        except HttpError as error:
-            return error.response()
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except HttpError as error:
+                return error.response()
+            except Exception as error:
+                mapped = translate(error)
+                if mapped is None:
+                    raise
+                return mapped.response()
 
-    return wrapper
+        return wrapper
+
+    return decorate if route is None else decorate(route)

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from functions import aws, names
-from functions.dynamo import Item, from_item, to_item
+from functions.dynamo import Item, cancellation_codes, from_item, is_cancelled, to_item
 from functions.events import Event
 
 UNSENT = "unsent"
+_FAILED = "ConditionalCheckFailed"
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
 
 
@@ -60,10 +62,29 @@ def put_operation(table: str, event: Event) -> dict[str, Any]:
     }
 
 
+class ConditionFailed(Exception):
+    """The transaction was cancelled because conditions failed; nothing was written."""
+
+    def __init__(self, failed: list[int]) -> None:
+        super().__init__(f"conditions failed for operations {failed}")
+        self.failed = failed
+        """Indexes of the operations whose condition failed (``operations`` first, then events)."""
+
+
 def write(table: str, operations: Sequence[dict[str, Any]], events: Sequence[Event]) -> None:
-    """Commit ``operations`` and the outbox records of ``events`` in one transaction."""
+    """Commit ``operations`` and the outbox records of ``events`` in one transaction.
+
+    Raises ``ConditionFailed`` when a condition stopped it (the caller decides what that
+    means: an unknown post, a repeat, a concurrent change); other errors pass through.
+    """
     items = [*operations, *(put_operation(table, event) for event in events)]
-    aws.client("dynamodb").transact_write_items(TransactItems=items)
+    try:
+        aws.client("dynamodb").transact_write_items(TransactItems=items)
+    except ClientError as error:
+        failed = [i for i, code in enumerate(cancellation_codes(error)) if code == _FAILED]
+        if is_cancelled(error) and failed:
+            raise ConditionFailed(failed) from error
+        raise
 
 
 def mark_sent(table: str, event_id: str) -> None:

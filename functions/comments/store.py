@@ -2,10 +2,8 @@
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from functions import aws, names, outbox
-from functions.dynamo import cancellation_codes, from_item, is_cancelled, to_item
+from functions.dynamo import from_item, to_item
 from functions.events import CommentCreated, CommentData, CommentUpdated
 from functions.posts import store as posts_store
 from functions.settings import Settings
@@ -60,8 +58,8 @@ def insert(settings: Settings, comment: CommentData, event: CommentCreated) -> N
             [posts_store.exists_condition(settings, comment.post_id), put],
             [event],
         )
-    except ClientError as error:
-        if is_cancelled(error) and cancellation_codes(error)[0] == "ConditionalCheckFailed":
+    except outbox.ConditionFailed as error:
+        if 0 in error.failed:  # the post's existence check
             raise PostMissing(comment.post_id) from error
         raise
 
@@ -87,10 +85,8 @@ def update(settings: Settings, before: CommentData, event: CommentUpdated) -> No
     }
     try:
         outbox.write(settings.table(names.OUTBOX_TABLE), [operation], [event])
-    except ClientError as error:
-        if is_cancelled(error) and "ConditionalCheckFailed" in cancellation_codes(error):
-            raise CommentChanged(after.id) from error
-        raise
+    except outbox.ConditionFailed as error:
+        raise CommentChanged(after.id) from error
 
 
 def get(settings: Settings, post_id: str, comment_id: str) -> CommentData | None:

@@ -1,9 +1,7 @@
 """The moderation table (adapter): one decision per comment, stored with its event."""
 
-from botocore.exceptions import ClientError
-
 from functions import names, outbox
-from functions.dynamo import cancellation_codes, is_cancelled, to_item
+from functions.dynamo import to_item
 from functions.events import CommentModerated
 from functions.settings import Settings
 
@@ -31,7 +29,5 @@ def record(settings: Settings, event: CommentModerated) -> None:
     }
     try:
         outbox.write(settings.table(names.OUTBOX_TABLE), [put], [event])
-    except ClientError as error:
-        if is_cancelled(error) and "ConditionalCheckFailed" in cancellation_codes(error):
-            raise AlreadyDecided(decision.id) from error
-        raise
+    except outbox.ConditionFailed as error:
+        raise AlreadyDecided(decision.id) from error

@@ -1,10 +1,9 @@
 """Acceptance 2: the item and its outbox record are written together or not at all."""
 
 import pytest
-from botocore.exceptions import ClientError
 
 from emulator.stack import Stack
-from functions import names, settings
+from functions import names, outbox, settings
 from functions.events import PostCreated, PostData
 from functions.posts import store
 from tests.helpers import scan
@@ -26,8 +25,9 @@ def test_failed_outbox_write_stores_no_item(deployed: Stack) -> None:
     # WHEN another post is stored with an event whose outbox write must fail
     second = PostData(id="p2", title="second")
     clash = event.model_copy(update={"data": second, "aggregate_id": "p2"})
-    with pytest.raises(ClientError, match="TransactionCanceled"):
+    with pytest.raises(outbox.ConditionFailed) as cancelled:
         store.insert(settings.load(), second, clash)
+    assert cancelled.value.failed == [1]  # the outbox put, not the post's
     # THEN the second post was not stored either
     assert [p["id"] for p in scan(names.POSTS_TABLE)] == ["p1"]
     assert len(scan(names.OUTBOX_TABLE)) == 1
@@ -39,8 +39,9 @@ def test_failed_item_write_stores_no_outbox_record(deployed: Stack) -> None:
     store.insert(settings.load(), post, PostCreated.of(post))
     # WHEN the same post id is written again (its put's condition fails)
     again = PostData(id="p1", title="again")
-    with pytest.raises(ClientError, match="TransactionCanceled"):
+    with pytest.raises(outbox.ConditionFailed) as cancelled:
         store.insert(settings.load(), again, PostCreated.of(again))
+    assert cancelled.value.failed == [0]  # the post's put, not the outbox's
     # THEN no second outbox record exists and the post is unchanged
     assert [(p["id"], p["title"]) for p in scan(names.POSTS_TABLE)] == [("p1", "first")]
     assert len(scan(names.OUTBOX_TABLE)) == 1
