@@ -9,7 +9,7 @@ CHECKOV := .venv-checkov/bin/checkov
 PORT ?= 8000
 AWS_PORT ?= 5000
 
-.PHONY: install dev emulator api test lint typecheck unit package
+.PHONY: install dev emulator api test lint typecheck unit package chaos bench load
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,15 @@ package: install $(CHECKOV)
 	$(BIN)/python -m tools.package
 	$(BIN)/cfn-lint build/package/sam.json
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f build/package/sam.json
+
+## make chaos: the pipeline state machine with 200 examples, then its totals.
+chaos: install
+	CHAOS_EXAMPLES=200 $(BIN)/python -m pytest -q -s tests/chaos
+
+## make bench: every benchmark, results under benchmarks/results/.
+bench: install
+	$(BIN)/python -m benchmarks.run_all
+
+## make load: 60 s of writes through a query outage, against a running `make dev`.
+load: install
+	$(BIN)/python -m load.generator --rate 5 --seconds 60 --outage-at 15 --outage-mode unsubscribe

@@ -1,0 +1,324 @@
+"""Issue 7 (2): every route, fuzzed with hypothesis: bodies, headers and paths.
+
+Bodies: raw bytes, text with null bytes and any unicode, lone surrogates, JSON of any shape,
+objects with the right keys and wrong values, nesting thousands of levels deep, and bodies
+around and over the 64 KiB limit (up to about 110 KB). Headers: every accepted content type
+with its variants, any Accept header, any extra header. Paths: any text in the id segment,
+raw and percent-encoded.
+
+Whatever comes in: no 5xx; every answer of the API is JSON; every rejection is the documented
+``{"error": {"code", "message", "details"?}}``; a rejected request writes nothing (the posts,
+comments and outbox tables are compared before and after), an accepted one writes exactly its
+item and its outbox record.
+
+One gap found: Chalice itself answers 415 ``{"Code", "Message"}`` (not the documented error)
+when the Content-Type header is outside a route's content types: on ``POST`` a type outside
+``functions.http.ACCEPTED_CONTENT_TYPES``, and on every ``GET`` (Chalice's default for a route
+is ``application/json`` only) any other type, even ``text/plain``. The fuzz tests accept exactly
+that answer, as ``KNOWN_415``; ``test_*_gets_the_documented_error`` are strict expected failures
+that record the gap until it is fixed.
+"""
+
+import json
+import os
+import urllib.parse
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from emulator.runner import EventSourceRunner
+from functions import names
+from functions.http import ACCEPTED_CONTENT_TYPES
+from tests.conftest import Api
+from tests.helpers import scan
+
+EXAMPLES = os.environ.get("FUZZ_EXAMPLES")
+"""Examples per test: 60 with a fixed seed in `make test`; more, random, with FUZZ_EXAMPLES."""
+FUZZ = settings(
+    max_examples=int(EXAMPLES) if EXAMPLES else 60,
+    deadline=None,
+    derandomize=EXAMPLES is None,  # the same examples every run of `make test`
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,  # the stack is shared by the examples, on purpose
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+WRITTEN = (names.POSTS_TABLE, names.COMMENTS_TABLE, names.OUTBOX_TABLE)
+EXISTING = "<an existing post>"
+"""Stands for the id of a post the test created, in the path strategies."""
+
+# -- bodies ---------------------------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinities too: json.dumps writes NaN, Infinity
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_values = (
+    json_values
+    | st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=300)
+    | st.text(min_size=1, max_size=20).map(lambda s: f"{s}\x00{s}")
+    | st.integers(150, 2_100).map(lambda n: "é" * n)  # around the 200 and 2,000 limits
+    | st.sampled_from(["", " ", "\t\n", "\u00a0", "\u200b", "\x00"])
+)
+objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "title": field_values,
+        "content": field_values,
+        "id": field_values,
+        "status": field_values,
+        "postId": field_values,
+    },
+).map(json.dumps)
+
+
+def nested(depth: int, shape: str) -> str:
+    if shape == "array":
+        return "[" * depth + "]" * depth
+    if shape == "object":
+        return '{"a":' * depth + "1" + "}" * depth
+    inner = "[" * depth + "]" * depth
+    return f'{{"title": {inner}, "content": {inner}}}'
+
+
+deep = st.builds(nested, st.integers(500, 30_000), st.sampled_from(["array", "object", "field"]))
+huge = st.builds(
+    lambda n, field: json.dumps({field: "x" * n}),
+    st.integers(60_000, 110_000),
+    st.sampled_from(["title", "content", "other"]),
+) | st.integers(60_000, 110_000).map(lambda n: "x" * n)
+surrogates = st.sampled_from(
+    ['{"title": "\\ud800"}', '{"content": "\\udfff"}', '"\\ud83d"', '{"\\ud800": 1}']
+)
+nearly_valid = st.fixed_dictionaries(
+    {"title": st.text(min_size=1, max_size=200), "content": st.text(min_size=1, max_size=300)},
+    optional={"extra": json_values},
+).map(json.dumps)
+"""Right keys, any unicode (null bytes, whitespace only, ...): both accepted and refused."""
+texts = st.one_of(
+    st.text(),
+    st.text(alphabet=st.characters(codec="utf-8")),
+    json_values.map(json.dumps),
+    objects,
+    nearly_valid,
+    nearly_valid,
+    deep,
+    huge,
+    surrogates,
+)
+bodies = st.binary(max_size=2_000) | texts.map(
+    lambda text: text.encode("utf-8", errors="surrogatepass")
+)
+
+# -- headers and paths ---------------------------------------------------------------------
+
+content_types = st.sampled_from(
+    [
+        *ACCEPTED_CONTENT_TYPES,
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/json;charset=latin-1",
+        "text/plain; charset=utf-16",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "*/*",
+    ]
+)
+extra_headers = st.dictionaries(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=20).filter(
+        lambda name: name != "content-type"
+    ),
+    st.text(max_size=200),
+    max_size=3,
+)
+accept = st.sampled_from(["application/json", "*/*", "image/png", "text/html", "", "\x00"])
+headers = st.builds(
+    lambda content_type, more, accepts: {
+        **more,
+        **({"Content-Type": content_type} if content_type else {}),
+        **({"Accept": accepts} if accepts is not None else {}),
+    },
+    st.none() | content_types,
+    extra_headers,
+    st.none() | accept,
+)
+any_content_type = st.text(max_size=60) | content_types
+no_separator = st.text().filter(lambda s: not set(s) & set("/?#"))
+segments = (
+    st.just(EXISTING)  # about half the time: the route's own checks, past the path
+    | st.just(EXISTING)
+    | st.just(EXISTING)
+    | no_separator
+    | st.text().map(lambda s: urllib.parse.quote(s, safe=""))
+    | st.sampled_from(["", ".", "..", "%00", "%2F", "a" * 64, "a" * 65, "x" * 3_000])
+)
+
+
+@pytest.fixture
+def post_id(api: Api, runner: EventSourceRunner) -> str:
+    status, post = api.post("/posts", {"title": "the post the fuzzer comments on"})
+    assert status == 201
+    runner.drain()  # in the view too
+    return str(post["id"])
+
+
+def written() -> dict[str, int]:
+    return {table: len(scan(table)) for table in WRITTEN}
+
+
+def is_known_415(status: int, answer: Any) -> bool:
+    """Chalice's own refusal of a content type (the gap in the module's docstring)."""
+    return status == 415 and set(answer) == {"Code", "Message"}
+
+
+def request(api: Api, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+    """Send it; check the answer is below 500, JSON, and a rejection has the documented shape."""
+    response = api.client.http.request(method, path, headers=headers, body=body)
+    assert response.status_code < 500, (method, path, headers, body[:200], response.body)
+    event(f"{method} {response.status_code}")
+    answer = json.loads(response.body)
+    if response.status_code >= 400 and not is_known_415(response.status_code, answer):
+        assert_documented_error(answer)
+    return response.status_code, answer
+
+
+def assert_documented_error(answer: Any) -> None:
+    assert set(answer) == {"error"}, answer
+    error = answer["error"]
+    assert isinstance(error["code"], str), answer
+    assert error["code"], answer
+    assert isinstance(error["message"], str), answer
+    assert error["message"], answer
+    assert set(error) <= {"code", "message", "details"}, answer
+
+
+def assert_writes(before: dict[str, int], status: int, table: str) -> None:
+    after = written()
+    if status == 201:
+        expected = {**before, table: before[table] + 1}
+        expected[names.OUTBOX_TABLE] += 1
+        assert after == expected, "an accepted write stores its item and its outbox record"
+    else:
+        assert after == before, f"a rejected request ({status}) wrote something"
+
+
+def the_path(template: str, segment: str, post_id: str) -> str:
+    return template.format(post_id if segment == EXISTING else segment)
+
+
+@FUZZ
+@given(body=bodies, headers=headers)
+def test_create_post_with_any_body_and_headers(api: Api, body: bytes, headers: dict[str, str]):
+    before = written()
+    status, answer = request(api, "POST", "/posts", headers, body)
+    assert status in (201, 400, 413, 422), answer  # every content type drawn is accepted
+    if status == 201:
+        assert set(answer) == {"id", "title"}
+    assert_writes(before, status, names.POSTS_TABLE)
+
+
+@FUZZ
+@given(segment=segments, body=bodies, headers=headers)
+def test_create_comment_with_any_path_body_and_headers(
+    api: Api, post_id: str, segment: str, body: bytes, headers: dict[str, str]
+):
+    before = written()
+    path = the_path("/posts/{}/comments", segment, post_id)
+    status, answer = request(api, "POST", path, headers, body)
+    assert status in (201, 400, 404, 413, 422), answer
+    if status == 201:
+        assert isinstance(answer, list)
+        assert answer[-1]["status"] == "pending"
+    assert_writes(before, status, names.COMMENTS_TABLE)
+
+
+@FUZZ
+@given(segment=segments, body=bodies, headers=headers)
+def test_read_routes_with_any_path_body_and_headers(
+    api: Api, post_id: str, segment: str, body: bytes, headers: dict[str, str]
+):
+    before = written()
+    status, listing = request(api, "GET", "/posts", headers, body)
+    assert status in (200, 415)
+    assert isinstance(listing, dict)
+    status, answer = request(api, "GET", the_path("/posts/{}", segment, post_id), headers, body)
+    if is_known_415(status, answer):
+        assert headers.get("Content-Type") not in (None, "application/json", "*/*")
+    elif segment == EXISTING:
+        assert status == 200
+        assert answer["id"] == post_id
+    else:
+        assert status in (200, 404), answer  # "" is the listing: API Gateway drops the slash
+    assert written() == before
+
+
+@FUZZ
+@given(name=segments, headers=headers)
+def test_web_routes_with_any_file_name(api: Api, post_id: str, name: str, headers: dict[str, str]):
+    page = api.client.http.request("GET", "/", headers=headers, body=b"")
+    assert page.status_code == 200 or is_known_415(page.status_code, json.loads(page.body))
+    path = "/static/" + (post_id if name == EXISTING else name)
+    response = api.client.http.request("GET", path, headers=headers, body=b"")
+    if name == "":  # "/static/" is "/static", which no route serves: API Gateway answers
+        assert response.status_code == 403
+        return
+    assert response.status_code in (200, 404, 415), response.body
+    if response.status_code != 200:
+        answer = json.loads(response.body)
+        if not is_known_415(response.status_code, answer):
+            assert_documented_error(answer)
+
+
+@FUZZ
+@given(content_type=any_content_type, body=bodies)
+def test_any_content_type_is_refused_as_json_and_writes_nothing(
+    api: Api, post_id: str, content_type: str, body: bytes
+):
+    for path, table in (("/posts", names.POSTS_TABLE), (f"/posts/{post_id}/comments", "")):
+        before = written()
+        response = api.client.http.request(
+            "POST", path, headers={"Content-Type": content_type}, body=body
+        )
+        assert response.status_code < 500
+        answer = json.loads(response.body)
+        if response.status_code >= 400 and not is_known_415(response.status_code, answer):
+            assert_documented_error(answer)
+        assert_writes(before, response.status_code, table or names.COMMENTS_TABLE)
+
+
+KNOWN_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="gap found by the fuzzer: Chalice answers 415 {Code, Message}, not the documented "
+    "{error: {code, message}}, for a Content-Type outside the route's content types",
+)
+
+
+@KNOWN_GAP
+def test_a_post_with_an_unsupported_content_type_gets_the_documented_error(api: Api) -> None:
+    for content_type in ("image/png", "application/octet-stream", "x"):
+        response = api.client.http.post(
+            "/posts", headers={"Content-Type": content_type}, body=b'{"title": "hello"}'
+        )
+        assert response.status_code == 415
+        assert_documented_error(json.loads(response.body))
+
+
+@KNOWN_GAP
+def test_a_read_with_a_text_plain_content_type_is_answered(api: Api) -> None:
+    """A GET has no body, yet one sent with ``Content-Type: text/plain`` is refused (415)."""
+    for path in ("/posts", "/posts/p1", "/", "/static/app.js"):
+        response = api.client.http.get(path, headers={"Content-Type": "text/plain"})
+        assert response.status_code != 415, path
