@@ -59,12 +59,13 @@ package: install $(CHECKOV)
 
 ## make chaos: the pipeline state machine with 200 examples, then its totals.
 chaos: install
-	CHAOS_EXAMPLES=200 $(BIN)/python -m pytest -q -s tests/chaos
+	CHAOS_EXAMPLES=200 $(BIN)/python -m pytest -q tests/chaos
 
 ## make bench: every benchmark, results under benchmarks/results/.
 bench: install
 	$(BIN)/python -m benchmarks.run_all
 
-## make load: 60 s of writes through a query outage, against a running `make dev`.
+## make load: 60 s of writes through a 20 s query outage, against a running `make dev`.
 load: install
-	$(BIN)/python -m load.generator --rate 5 --seconds 60 --outage-at 15 --outage-mode unsubscribe
+	$(BIN)/python -m load.generator --url http://127.0.0.1:$(PORT) --aws-port $(AWS_PORT) \
+		--rate 5 --seconds 60 --outage-at 15 --outage-for 20 --outage-mode unsubscribe

@@ -23,6 +23,7 @@ from emulator.moto_env import EMULATOR_ENVIRONMENT, REGION, use_emulator
 from emulator.runner import ClientFactory, EventSourceRunner
 from emulator.template import ROOT
 from functions import names
+from functions.settings import VARIABLES as settings_variables
 
 logger = logging.getLogger("emulator")
 STAGE = "local"
@@ -107,8 +108,9 @@ def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
     ``AWS_PORT`` tells the local operations endpoints (``emulator/ops_api.py``) where the
     runner's control API is (``AWS_PORT + 1``).
     """
+    inherited = {k: v for k, v in os.environ.items() if k not in settings_variables}
     environment = {
-        **os.environ,
+        **inherited,
         **EMULATOR_ENVIRONMENT,
         "AWS_ENDPOINT_URL": endpoint(aws_port),
         "AWS_PORT": str(aws_port),

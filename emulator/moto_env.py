@@ -2,6 +2,8 @@
 
 import os
 
+from functions.settings import VARIABLES
+
 REGION = "us-east-1"
 
 EMULATOR_ENVIRONMENT = {
@@ -16,7 +18,15 @@ EMULATOR_ENVIRONMENT = {
 
 
 def use_emulator(stage_environment: dict[str, str], endpoint: str | None = None) -> None:
-    """Point this process at the emulator: fake credentials, the stage's variables."""
+    """Point this process at the emulator: fake credentials, the stage's variables.
+
+    Every settings variable the stage does not set is removed first, so each process of the
+    local stack (emulator, runner, ``chalice local``, ``blog``) reads the stage's settings and
+    nothing from the shell: two processes that disagreed on, say, the archive's segment size
+    would file and look for positions in different buckets.
+    """
+    for variable in VARIABLES:
+        os.environ.pop(variable, None)
     os.environ.update(EMULATOR_ENVIRONMENT)
     os.environ.update(stage_environment)
     if endpoint is not None:
