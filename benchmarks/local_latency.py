@@ -105,9 +105,11 @@ def local_stack(startup_timeout: float = 120) -> Iterator[LocalStack]:
             stdout=subprocess.DEVNULL,
             stderr=output,  # chalice local logs every request: a file never fills up
         )
+        clean = False
         try:
             wait_for_http(f"http://127.0.0.1:{port}/posts", timeout=startup_timeout)
             yield LocalStack(f"http://127.0.0.1:{port}", aws_port, log_path, stack.pid)
+            clean = True
         finally:
             os.killpg(stack.pid, signal.SIGINT)
             try:
@@ -115,6 +117,11 @@ def local_stack(startup_timeout: float = 120) -> Iterator[LocalStack]:
             except subprocess.TimeoutExpired:
                 os.killpg(stack.pid, signal.SIGKILL)
                 stack.wait()
+                clean = False
+            if clean:
+                log_path.unlink(missing_ok=True)
+            else:
+                log(f"the stack's log is kept: {log_path}")
 
 
 def _request(url: str, body: Any | None = None, timeout: float = 10) -> Any:
@@ -429,6 +436,11 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         ),
         "",
         verdict,
+        "",
+        "The backlog's spikes (one a minute, in every step) are the query catch-up and the "
+        "outbox sweeper, scheduled every minute, which the local runner runs on its one polling "
+        "thread: while they run nothing is delivered (on AWS they are functions of their own). "
+        "See PROFILE.md.",
     ]
     if plot:
         lines += ["", f"![local latency and backlog]({plot})"]

@@ -34,7 +34,7 @@ from benchmarks.common import log
 CATEGORIES = (
     ("project", (f"{common.ROOT}/functions/", f"{common.ROOT}/emulator/", f"{common.ROOT}/app.py")),
     # werkzeug parses moto's requests in-process too, and serves them in moto's server
-    ("moto (the emulated AWS)", ("/moto/", "/werkzeug/", "/flask/", "/socketserver.py")),
+    ("moto (the emulated AWS)", ("/moto/", "/werkzeug/", "/flask/")),
     ("botocore/boto3 (the AWS client)", ("/botocore/", "/boto3/", "/s3transfer/", "/urllib3/")),
     ("pydantic", ("/pydantic/", "/pydantic_core/")),
     ("chalice", ("/chalice/",)),
