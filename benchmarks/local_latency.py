@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 from benchmarks import common
 from benchmarks.common import log
+from emulator.local import free_aws_port, free_port
 
 NAME = "local_latency"
 FULL: dict[str, Any] = {"writes": 200, "rates": [2, 5, 10, 15, 17.5, 20, 30], "window": 60.0}
@@ -52,29 +52,10 @@ VISIBLE_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_ports() -> tuple[int, int]:
     """(PORT, AWS_PORT), with AWS_PORT + 1 (the runner's control API) free too."""
-    port = _free_port()
-    while True:
-        aws_port = _free_port()
-        if aws_port + 1 < 65536 and port not in (aws_port, aws_port + 1) and _is_free(aws_port + 1):
-            return port, aws_port
+    port = free_port()
+    return port, free_aws_port(avoid=port)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -133,6 +134,31 @@ def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
         env=environment,
         start_new_session=True,
     )
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_aws_port(avoid: int) -> int:
+    """A free port whose successor (the runner's control API) is free too."""
+    while True:
+        port = free_port()
+        if port + 1 < 65536 and avoid not in (port, port + 1) and is_free(port + 1):
+            return port
 
 
 def wait_for_http(url: str, timeout: float = 60) -> None:

@@ -5,9 +5,9 @@ free loopback ports in its own process group, once per test module; it stops it 
 (SIGINT) and checks that no process of it is left and that nothing logged a traceback.
 """
 
+import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,32 +17,9 @@ from typing import IO
 
 import pytest
 
-from emulator.local import wait_for_http
+from emulator.local import free_aws_port, free_port, wait_for_http
 from emulator.template import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_aws_port(avoid: int) -> int:
-    """A free port whose successor (the runner's control API) is free too."""
-    while True:
-        port = free_port()
-        if port + 1 < 65536 and avoid not in (port, port + 1) and is_free(port + 1):
-            return port
+from functions import names
 
 
 @dataclass(frozen=True)
@@ -93,3 +70,23 @@ def local_stack() -> Iterator[LocalStack]:
         os.killpg(stack.pid, 0)  # nothing of the stack's process group is left
     log = b"".join(errors)
     assert b"Traceback" not in log, log.decode(errors="replace")[-2000:]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def service_logs() -> Iterator[Records]:
+    handler = Records()
+    loggers = [logging.getLogger(consumer) for consumer in names.CONSUMERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)

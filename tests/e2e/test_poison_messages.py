@@ -4,14 +4,10 @@ Consumers are paused while their queue fills, so the poison message and the good
 arrive in one batch, as they would behind a paused or slow Lambda.
 """
 
-import logging
-from collections.abc import Iterator
-
-import pytest
-
 from emulator.runner import EventSourceRunner
 from functions import aws, names
 from tests.conftest import Api
+from tests.e2e.conftest import Records
 from tests.helpers import PREFIX, queue_depth, queue_url, receive_all
 
 CONSUMER_SOURCES = {
@@ -20,26 +16,6 @@ CONSUMER_SOURCES = {
     "query": "query_consumer",
 }
 MAX_RECEIVE_COUNT = 3  # infra/template.yaml's default
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def service_logs() -> Iterator[Records]:
-    handler = Records()
-    loggers = [logging.getLogger(consumer) for consumer in names.CONSUMERS]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
 
 
 def poison(consumer: str, body: str) -> str:

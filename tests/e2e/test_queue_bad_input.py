@@ -19,7 +19,6 @@ Not covered here, reported instead: an oversized message that is a *valid* event
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,8 @@ import pytest
 from emulator.runner import EventSourceRunner
 from functions import aws, names
 from tests.conftest import Api
-from tests.e2e.test_poison_messages import MAX_RECEIVE_COUNT, Records
+from tests.e2e.conftest import Records
+from tests.e2e.test_poison_messages import MAX_RECEIVE_COUNT
 from tests.helpers import PREFIX, queue_depth, queue_url, receive_all, scan
 
 SQS_MAX_BODY = 256 * 1024
@@ -118,17 +118,6 @@ def bad_messages(consumer: str) -> list[Bad]:
             {names.POSITION_ATTRIBUTE: {"DataType": "Number", "StringValue": "soon"}},
         ),
     ]
-
-
-@pytest.fixture
-def service_logs() -> Iterator[Records]:
-    handler = Records()
-    loggers = [logging.getLogger(consumer) for consumer in names.CONSUMERS]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
 
 
 def send(consumer: str, bad: Bad) -> str:
