@@ -6,6 +6,7 @@ from chalice.app import Chalice
 
 from functions import archiver, publisher
 from functions.comments.blueprint import bp as comments
+from functions.http import chalice_errors_as_ours
 from functions.moderation.blueprint import bp as moderation
 from functions.posts.blueprint import bp as posts
 from functions.query.blueprint import bp as query
@@ -13,6 +14,7 @@ from functions.web.blueprint import bp as web
 
 app = Chalice(app_name="blog")
 app.api.cors = True
+app.register_middleware(chalice_errors_as_ours, "http")
 
 for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp, web):
     app.register_blueprint(blueprint)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from emulator import ops
 from emulator.control import ControlError, ControlUnavailable, RemoteConsumers, control_url
 from functions import names
-from functions.http import JSON_HEADERS, HttpError, json_errors, parse_body
+from functions.http import ANY_CONTENT_TYPE, JSON_HEADERS, HttpError, json_errors, parse_body
 
 bp = Blueprint(__name__)
 logger = logging.getLogger("emulator.ops_api")
@@ -154,7 +154,7 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(body=body, status_code=status, headers=JSON_HEADERS)
 
 
-@bp.route("/ops/status", methods=["GET"], cors=True)
+@bp.route("/ops/status", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 @ops_errors
 def ops_status() -> Any:
     return ops.status(consumers()).model_dump()
@@ -185,7 +185,7 @@ def ops_rebuild_start(consumer: str) -> Any:
     return _json(rebuilds.start(recoverable(consumer)).model_dump(), status=202)
 
 
-@bp.route("/ops/rebuild/{consumer}", methods=["GET"], cors=True)
+@bp.route("/ops/rebuild/{consumer}", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 @ops_errors
 def ops_rebuild_progress(consumer: str) -> Any:
     return rebuilds.get(recoverable(consumer)).model_dump()

@@ -6,6 +6,7 @@ raised before anything is written.
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_ID = 64
 ACCEPTED_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 """Accepted so that the body check, not Chalice's 415, answers: the body must be JSON."""
+ANY_CONTENT_TYPE = ["*/*"]
+"""For reads: a GET has no body, so its Content-Type is not a reason to refuse it."""
 JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
 
@@ -94,3 +97,22 @@ def json_errors(
         return wrapper
 
     return decorate if route is None else decorate(route)
+
+
+def chalice_errors_as_ours(
+    request: Request, get_response: Callable[[Request], Response]
+) -> Response:
+    """HTTP middleware: the refusals Chalice answers itself (415 for a Content-Type outside a
+    route's list, 405 for a method the path lacks) get the same ``{"error": {...}}`` body as ours.
+
+    Chalice shapes them as ``{"Code": "UnsupportedMediaType", "Message": ...}``; the code
+    becomes ``unsupported_media_type``.
+    """
+    response = get_response(request)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"]).removesuffix("Error")).lower()
+        ours = HttpError(response.status_code, code, str(body["Message"])).response()
+        ours.headers = {**response.headers, **ours.headers}  # keeps Allow and the CORS headers
+        return ours
+    return response

@@ -9,7 +9,7 @@ from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 from functions import metrics, names, settings
 from functions.consumer import Handlers, PartialItemFailureResponse, consume
 from functions.events import Event
-from functions.http import HttpError, json_errors, path_id
+from functions.http import ANY_CONTENT_TYPE, HttpError, json_errors, path_id
 from functions.query import recovery, service
 from functions.query.projection import PROJECTED_EVENTS
 
@@ -17,12 +17,12 @@ bp = Blueprint(__name__)
 logger = Logger(service="query")
 
 
-@bp.route("/posts", methods=["GET"], cors=True)
+@bp.route("/posts", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 def list_posts() -> Any:
     return service.all_posts(settings.load())
 
 
-@bp.route("/posts/{post_id}", methods=["GET"], cors=True)
+@bp.route("/posts/{post_id}", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 @json_errors
 def get_post(post_id: str) -> Any:
     post = service.one_post(settings.load(), path_id(post_id, "unknown_post"))

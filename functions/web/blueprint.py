@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chalice.app import Blueprint, Response
 
-from functions.http import HttpError, json_errors
+from functions.http import ANY_CONTENT_TYPE, HttpError, json_errors
 
 bp = Blueprint(__name__)
 
@@ -41,12 +41,12 @@ def static_file(name: str) -> Response:
     )
 
 
-@bp.route("/", methods=["GET"], cors=True)
+@bp.route("/", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 def index() -> Response:
     return static_file("index.html")
 
 
-@bp.route("/static/{name}", methods=["GET"], cors=True)
+@bp.route("/static/{name}", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 @json_errors
 def static(name: str) -> Response:
     return static_file(name)

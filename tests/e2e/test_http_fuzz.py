@@ -11,12 +11,10 @@ Whatever comes in: no 5xx; every answer of the API is JSON; every rejection is t
 comments and outbox tables are compared before and after), an accepted one writes exactly its
 item and its outbox record.
 
-One gap found: Chalice itself answers 415 ``{"Code", "Message"}`` (not the documented error)
-when the Content-Type header is outside a route's content types: on ``POST`` a type outside
-``functions.http.ACCEPTED_CONTENT_TYPES``, and on every ``GET`` (Chalice's default for a route
-is ``application/json`` only) any other type, even ``text/plain``. The fuzz tests accept exactly
-that answer, as ``KNOWN_415``; ``test_*_gets_the_documented_error`` are strict expected failures
-that record the gap until it is fixed.
+The fuzzer found one gap, now closed: Chalice answered 415 ``{"Code", "Message"}`` itself for a
+Content-Type outside a route's list, even ``text/plain`` on a ``GET``. Reads now take any
+content type, and the ``chalice_errors_as_ours`` middleware gives Chalice's own refusals the
+documented body; the last two tests pin both.
 """
 
 import json
@@ -179,18 +177,13 @@ def written() -> dict[str, int]:
     return {table: len(scan(table)) for table in WRITTEN}
 
 
-def is_known_415(status: int, answer: Any) -> bool:
-    """Chalice's own refusal of a content type (the gap in the module's docstring)."""
-    return status == 415 and set(answer) == {"Code", "Message"}
-
-
 def request(api: Api, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
     """Send it; check the answer is below 500, JSON, and a rejection has the documented shape."""
     response = api.client.http.request(method, path, headers=headers, body=body)
     assert response.status_code < 500, (method, path, headers, body[:200], response.body)
     event(f"{method} {response.status_code}")
     answer = json.loads(response.body)
-    if response.status_code >= 400 and not is_known_415(response.status_code, answer):
+    if response.status_code >= 400:
         assert_documented_error(answer)
     return response.status_code, answer
 
@@ -252,12 +245,10 @@ def test_read_routes_with_any_path_body_and_headers(
 ):
     before = written()
     status, listing = request(api, "GET", "/posts", headers, body)
-    assert status in (200, 415)
+    assert status == 200
     assert isinstance(listing, dict)
     status, answer = request(api, "GET", the_path("/posts/{}", segment, post_id), headers, body)
-    if is_known_415(status, answer):
-        assert headers.get("Content-Type") not in (None, "application/json", "*/*")
-    elif segment == EXISTING:
+    if segment == EXISTING:
         assert status == 200
         assert answer["id"] == post_id
     else:
@@ -269,17 +260,15 @@ def test_read_routes_with_any_path_body_and_headers(
 @given(name=segments, headers=headers)
 def test_web_routes_with_any_file_name(api: Api, post_id: str, name: str, headers: dict[str, str]):
     page = api.client.http.request("GET", "/", headers=headers, body=b"")
-    assert page.status_code == 200 or is_known_415(page.status_code, json.loads(page.body))
+    assert page.status_code == 200
     path = "/static/" + (post_id if name == EXISTING else name)
     response = api.client.http.request("GET", path, headers=headers, body=b"")
     if name == "":  # "/static/" is "/static", which no route serves: API Gateway answers
         assert response.status_code == 403
         return
-    assert response.status_code in (200, 404, 415), response.body
+    assert response.status_code in (200, 404), response.body
     if response.status_code != 200:
-        answer = json.loads(response.body)
-        if not is_known_415(response.status_code, answer):
-            assert_documented_error(answer)
+        assert_documented_error(json.loads(response.body))
 
 
 @FUZZ
@@ -294,31 +283,38 @@ def test_any_content_type_is_refused_as_json_and_writes_nothing(
         )
         assert response.status_code < 500
         answer = json.loads(response.body)
-        if response.status_code >= 400 and not is_known_415(response.status_code, answer):
+        if response.status_code >= 400:
             assert_documented_error(answer)
         assert_writes(before, response.status_code, table or names.COMMENTS_TABLE)
 
 
-KNOWN_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="gap found by the fuzzer: Chalice answers 415 {Code, Message}, not the documented "
-    "{error: {code, message}}, for a Content-Type outside the route's content types",
-)
-
-
-@KNOWN_GAP
 def test_a_post_with_an_unsupported_content_type_gets_the_documented_error(api: Api) -> None:
+    before = written()
     for content_type in ("image/png", "application/octet-stream", "x"):
         response = api.client.http.post(
             "/posts", headers={"Content-Type": content_type}, body=b'{"title": "hello"}'
         )
         assert response.status_code == 415
-        assert_documented_error(json.loads(response.body))
+        answer = json.loads(response.body)
+        assert_documented_error(answer)
+        assert answer["error"]["code"] == "unsupported_media_type"
+    assert written() == before
 
 
-@KNOWN_GAP
+def test_a_method_no_route_has_gets_the_documented_error(api: Api) -> None:
+    response = api.client.http.request("PUT", "/posts", headers={}, body=b"{}")
+    assert response.status_code == 405
+    answer = json.loads(response.body)
+    assert_documented_error(answer)
+    assert answer["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
 def test_a_read_with_a_text_plain_content_type_is_answered(api: Api) -> None:
-    """A GET has no body, yet one sent with ``Content-Type: text/plain`` is refused (415)."""
-    for path in ("/posts", "/posts/p1", "/", "/static/app.js"):
+    """A GET has no body, so its Content-Type is no reason to refuse it."""
+    for path in ("/posts", "/", "/static/app.js"):
         response = api.client.http.get(path, headers={"Content-Type": "text/plain"})
-        assert response.status_code != 415, path
+        assert response.status_code == 200, path
+    response = api.client.http.get("/posts/p1", headers={"Content-Type": "image/png"})
+    assert response.status_code == 404
+    assert json.loads(response.body)["error"]["code"] == "unknown_post"
