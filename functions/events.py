@@ -3,6 +3,8 @@
 Events are facts in the past tense. Every event has an id, a type, a schema version, the time
 it occurred and the id of the aggregate it is about. Comment events also carry the comment's
 version, which grows with every change, so a consumer can recognise a stale or repeated event.
+Every text field has the bounds the commands have, so an event no command could have produced
+(a 200 KB title) is refused by its consumer and ends in the DLQ.
 This module is pure: no AWS, no Chalice.
 """
 
@@ -10,13 +12,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+from functions.commands import MAX_CONTENT, MAX_TITLE
+from functions.ids import MAX_ID
 
 SCHEMA_VERSION: Literal[1] = 1
 CommentStatus = Literal["pending", "approved", "rejected"]
 ModerationVerdict = Literal["approved", "rejected"]
 
 _NAMESPACE = uuid.UUID("5f1a3c8e-2b7d-4c55-9a0e-7f6b1d2c3e4f")
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 
 
 def derived_event_id(*parts: str) -> str:
@@ -29,14 +36,14 @@ class _Model(BaseModel):
 
 
 class PostData(_Model):
-    id: str
-    title: str
+    id: Id
+    title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
 
 
 class CommentData(_Model):
-    id: str
-    post_id: str = Field(alias="postId")
-    content: str
+    id: Id
+    post_id: Id = Field(alias="postId")
+    content: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTENT)]
     status: CommentStatus
     comment_version: int = Field(alias="commentVersion", ge=1)
 
@@ -46,10 +53,10 @@ class ModerationData(CommentData):
 
 
 class _Event(_Model):
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
+    event_id: Id = Field(default_factory=lambda: str(uuid.uuid4()))
     version: Literal[1] = SCHEMA_VERSION
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    aggregate_id: str = Field(min_length=1)
+    aggregate_id: Id
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from chalice.app import Request, Response
 from pydantic import BaseModel, ValidationError
 
+from functions.ids import MAX_ID
+
 MAX_BODY_BYTES = 64 * 1024
-MAX_ID = 64
 ACCEPTED_CONTENT_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded"]
 """Accepted so that the body check, not Chalice's 415, answers: the body must be JSON."""
 ANY_CONTENT_TYPE = ["*/*"]

@@ -2,8 +2,9 @@
 
 Each consumer is paused while its queue fills with the good messages of a real scenario and,
 behind them, one message of each bad kind: malformed JSON, a wrong schema version, an unknown
-event type, an event type the consumer does not handle, missing fields, an oversized message
-(just under SQS's 256 KiB, with a field no event has) and a bad archive-position attribute.
+event type, an event type the consumer does not handle, missing fields, two oversized messages
+(just under SQS's 256 KiB: one with a field no event has, one whose text field is that long)
+and a bad archive-position attribute.
 All of them arrive in one batch. Then:
 
 - the good messages of that batch are processed by that one invocation;
@@ -12,9 +13,8 @@ All of them arrive in one batch. Then:
 - each receive of a bad message logs one line, at error level, naming its message id and the
   reason, and the reason names the problem; the good messages log no error.
 
-Not covered here, reported instead: an oversized message that is a *valid* event (say a
-``PostCreated`` with a 200 KB title) is accepted and projected, because the event contracts in
-``functions/events.py`` bound no field size (the HTTP commands do: 200 and 2,000 characters).
+An oversized message that *is* a well-formed event (a 200 KB title or comment) is bad too: the
+event contracts bound every text field as the HTTP commands do, so it ends in the DLQ.
 """
 
 import json
@@ -26,6 +26,7 @@ import pytest
 
 from emulator.runner import EventSourceRunner
 from functions import aws, names
+from functions.commands import MAX_CONTENT, MAX_TITLE
 from tests.conftest import Api
 from tests.e2e.conftest import Records
 from tests.e2e.test_poison_messages import MAX_RECEIVE_COUNT
@@ -33,6 +34,7 @@ from tests.helpers import PREFIX, queue_depth, queue_url, receive_all, scan
 
 SQS_MAX_BODY = 256 * 1024
 SQS_MAX_BATCH = 10
+TEXT_FIELD = {"PostCreated": "title", "CommentCreated": "content", "CommentModerated": "content"}
 HANDLED = {"moderation": "CommentCreated", "comments": "CommentModerated", "query": "PostCreated"}
 NOT_HANDLED = {
     "moderation": "PostCreated",
@@ -69,6 +71,15 @@ def oversized(event: dict[str, Any]) -> str:
     """``event`` with a padding field, as a body just under SQS's 256 KiB limit."""
     body = json.dumps({**event, "padding": ""})
     padded = json.dumps({**event, "padding": "x" * (SQS_MAX_BODY - 64 - len(body))})
+    assert SQS_MAX_BODY - 100 < len(padded.encode()) < SQS_MAX_BODY
+    return padded
+
+
+def oversized_text(event: dict[str, Any]) -> str:
+    """``event`` with its text field (title or content) just under SQS's 256 KiB limit."""
+    field = TEXT_FIELD[event["type"]]
+    size = SQS_MAX_BODY - 64 - len(json.dumps(event))
+    padded = json.dumps({**event, "data": {**event["data"], field: "x" * size}})
     assert SQS_MAX_BODY - 100 < len(padded.encode()) < SQS_MAX_BODY
     return padded
 
@@ -112,6 +123,12 @@ def bad_messages(consumer: str) -> list[Bad]:
             f"{handled}.padding: Extra inputs are not permitted",
         ),
         Bad(
+            "oversized_text_field",
+            oversized_text(valid_event(handled)),
+            f"{handled}.data.{TEXT_FIELD[handled]}: String should have at most "
+            f"{MAX_TITLE if handled == 'PostCreated' else MAX_CONTENT} characters",
+        ),
+        Bad(
             "bad_position_attribute",
             json.dumps(valid_event(handled)),
             f"{names.POSITION_ATTRIBUTE} is not a position: 'soon'",
@@ -134,15 +151,18 @@ COMMENTS = (("Peel an orange", "rejected"), ("Lovely weather", "approved"))
 def scenario(api: Api, runner: EventSourceRunner, consumer: str) -> tuple[str, dict[str, str]]:
     """A post with a rejected and an approved comment, run with ``consumer`` paused.
 
-    Query gets three messages a comment, so it gets one comment: a batch holds ten messages.
+    A batch holds ten messages, eight of them bad, so query gets two good ones: the post and
+    one comment, held pending (moderation stays paused).
     Returns the post's id and each comment's id with its expected status.
     """
     runner.pause(f"{consumer}_consumer")
+    if consumer == "query":
+        runner.pause("moderation_consumer")
     _, post = api.post("/posts", {"title": "good"})
     expected = {}
     for content, status in COMMENTS[: 1 if consumer == "query" else 2]:
         _, comments = api.post(f"/posts/{post['id']}/comments", {"content": content})
-        expected[comments[-1]["id"]] = status
+        expected[comments[-1]["id"]] = "pending" if consumer == "query" else status
     runner.drain()
     return str(post["id"]), expected
 

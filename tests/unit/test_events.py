@@ -5,6 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from functions.commands import MAX_CONTENT, MAX_TITLE
 from functions.events import (
     CommentCreated,
     CommentData,
@@ -13,6 +14,7 @@ from functions.events import (
     derived_event_id,
     parse_event,
 )
+from functions.ids import MAX_ID
 
 
 def comment(version: int = 1) -> CommentData:
@@ -39,12 +41,26 @@ def test_every_event_carries_the_envelope() -> None:
         ({"event_id": ""}, "at least 1 character"),
         ({"data": {"id": "p"}}, "title"),
         ({"extra": 1}, "Extra inputs are not permitted"),
+        ({"data": {"id": "p", "title": "t" * (MAX_TITLE + 1)}}, "at most 200 characters"),
+        ({"data": {"id": "p", "title": ""}}, "at least 1 character"),
+        ({"aggregate_id": "p" * (MAX_ID + 1)}, "at most 64 characters"),
     ],
 )
 def test_parse_rejects_what_is_not_a_known_event(change: dict[str, object], problem: str) -> None:
     raw = PostCreated.of(PostData(id="p", title="t")).model_dump(mode="json")
     with pytest.raises(ValidationError, match=problem):
         parse_event(json.dumps({**raw, **change}))
+
+
+def test_an_event_holds_exactly_what_a_command_can_hold() -> None:
+    """The bounds are the commands': the longest accepted title and comment make valid events."""
+    assert PostData(id="p" * MAX_ID, title="t" * MAX_TITLE).title
+    longest = comment().model_copy(update={"content": "x" * MAX_CONTENT})
+    assert parse_event(CommentCreated.of(longest).to_json()).data.content == longest.content
+    with pytest.raises(ValidationError, match="at most 2000 characters"):
+        CommentData(
+            id="c", postId="p", content="x" * (MAX_CONTENT + 1), status="pending", commentVersion=1
+        )
 
 
 def test_comment_version_must_be_positive() -> None:
