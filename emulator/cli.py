@@ -169,7 +169,7 @@ def run(argv: Sequence[str]) -> int:
 def main() -> None:
     try:
         sys.exit(run(sys.argv[1:]))
-    except ControlUnavailable as error:
+    except (ControlUnavailable, ops.PurgeRefused) as error:
         sys.exit(f"blog: {error}")
     except (BotoCoreError, ClientError) as error:
         sys.exit(f"blog: the emulated AWS did not answer as expected ({error}); is `make dev` up?")

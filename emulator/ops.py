@@ -67,12 +67,30 @@ def subscription(consumer: str) -> str | None:
     return None
 
 
+class PurgeRefused(RuntimeError):
+    """SQS allows one purge of a queue in 60 s; the outage was not started."""
+
+    def __init__(self, consumer: str) -> None:
+        super().__init__(
+            f"{consumer}'s queue was purged less than 60 s ago, and SQS allows one purge a "
+            "minute: nothing was changed. Try again in a minute, or use --mode pause."
+        )
+
+
 def outage_start(consumers: Consumers, consumer: str, mode: Mode) -> None:
+    """Take ``consumer`` down; a refused purge leaves it as it was and raises PurgeRefused."""
     source = source_of(consumer)
+    was_paused = consumers.is_paused(source)
     if mode in ("pause", "purge"):
         consumers.pause(source)
     if mode == "purge":
-        aws.client("sqs").purge_queue(QueueUrl=_queue_url(names.queue(_prefix(), consumer)))
+        sqs = aws.client("sqs")
+        try:
+            sqs.purge_queue(QueueUrl=_queue_url(names.queue(_prefix(), consumer)))
+        except sqs.exceptions.PurgeQueueInProgress as error:
+            if not was_paused:
+                consumers.resume(source)
+            raise PurgeRefused(consumer) from error
     if mode == "unsubscribe":
         arn = subscription(consumer)
         if arn is not None:

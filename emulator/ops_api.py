@@ -141,6 +141,8 @@ def _stack_error(error: Exception) -> HttpError | None:
     """What an operation raises, as a JSON error the page can show."""
     if isinstance(error, ControlUnavailable):
         return HttpError(503, "stack_unavailable", str(error))
+    if isinstance(error, ops.PurgeRefused):
+        return HttpError(409, "purge_refused", str(error))
     if isinstance(error, ControlError | BotoCoreError | ClientError):
         logger.warning("operation failed: %s", error)
         return HttpError(502, "upstream_error", f"the local stack failed: {error}")

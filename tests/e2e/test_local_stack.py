@@ -95,6 +95,21 @@ def test_blog_command_runs_an_outage_and_a_rebuild(local_stack: LocalStack) -> N
     assert json.loads(rebuilt.stdout)["catch_up"]["watermark_after"] == report["head"]
 
 
+def test_blog_command_explains_a_refused_second_purge(local_stack: LocalStack) -> None:
+    # GIVEN a purge outage, started and ended
+    for phase in (["start", "query", "--mode", "purge"], ["end", "query"]):
+        done = blog(local_stack, "outage", *phase)
+        assert done.returncode == 0, done.stderr
+    # WHEN a second purge is asked for within 60 s
+    refused = blog(local_stack, "outage", "start", "query", "--mode", "purge")
+    # THEN the command says why, not that the stack is down, and the consumer runs on
+    assert refused.returncode == 1
+    assert "SQS allows one purge a minute: nothing was changed" in refused.stderr
+    assert "make dev" not in refused.stderr
+    status = json.loads(blog(local_stack, "status", "--json").stdout)
+    assert not next(c for c in status["consumers"] if c["consumer"] == "query")["paused"]
+
+
 def test_blog_command_rejects_bad_arguments_clearly(local_stack: LocalStack) -> None:
     bad = blog(local_stack, "replay", "query", "--from-position", "zero")
     assert bad.returncode == 2

@@ -109,6 +109,20 @@ def test_an_outage_started_and_ended_through_the_endpoints(
     assert (up["subscribed"], up["paused"]) == (True, False)
 
 
+def test_a_second_purge_within_a_minute_is_refused_and_changes_nothing(
+    ops_api_client: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN a purge outage, started and ended
+    assert ops_api_client.post("/ops/outage/query/start", {"mode": "purge"})[0] == 200
+    assert ops_api_client.post("/ops/outage/query/end", {})[0] == 200
+    # WHEN a second purge is asked for within 60 s
+    code, answer = ops_api_client.post("/ops/outage/query/start", {"mode": "purge"})
+    # THEN it is refused with the reason, and the consumer is not left paused
+    assert (code, answer["error"]["code"]) == (409, "purge_refused")
+    assert "one purge a minute: nothing was changed" in answer["error"]["message"]
+    assert query_row(ops_api_client.get("/ops/status")[1])["paused"] is False
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [({"mode": "sideways"}, "mode"), ({}, "mode"), ({"mode": "pause", "extra": 1}, "extra")],
