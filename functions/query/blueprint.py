@@ -1,5 +1,6 @@
 """Query routes and queue consumer."""
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -10,7 +11,7 @@ from functions import metrics, names, settings
 from functions.consumer import Handlers, PartialItemFailureResponse, consume
 from functions.events import Event
 from functions.http import ANY_CONTENT_TYPE, HttpError, json_errors, path_id
-from functions.query import recovery, service
+from functions.query import recovery, service, store
 from functions.query.projection import PROJECTED_EVENTS
 
 bp = Blueprint(__name__)
@@ -31,11 +32,24 @@ def get_post(post_id: str) -> Any:
     return post
 
 
-def _project(event: Event, position: int | None) -> None:
-    service.project(settings.load(), event, position)
+def batch_handlers() -> Handlers:
+    """The handlers for one SQS batch: they read the view pointer once, at the first event.
 
+    One pointer read a batch, not one an event (benchmarks/PROFILE.md). A batch that read it
+    just before a rebuild set ``building`` writes only the old version; seen marks are kept
+    per version, so the new version's catch-up applies what it missed.
+    """
 
-HANDLERS: Handlers = dict.fromkeys(PROJECTED_EVENTS, _project)
+    @functools.cache
+    def target() -> tuple[settings.Settings, list[str]]:
+        config = settings.load()
+        return config, store.pointer(config).written
+
+    def project(event: Event, position: int | None) -> None:
+        config, versions = target()
+        service.project(config, event, position, versions)
+
+    return dict.fromkeys(PROJECTED_EVENTS, project)
 
 
 @bp.on_sqs_message(
@@ -44,7 +58,7 @@ HANDLERS: Handlers = dict.fromkeys(PROJECTED_EVENTS, _project)
     name="query_consumer",
 )
 def on_event(event: SQSEvent) -> PartialItemFailureResponse:
-    return consume(event, HANDLERS, logger)
+    return consume(event, batch_handlers(), logger)
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="query_catch_up")

@@ -10,6 +10,8 @@ from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, aws, names, settings
+from functions.events import PostCreated, parse_event
+from functions.query import blueprint as query_blueprint
 from functions.query import recovery, service, store
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
@@ -126,6 +128,63 @@ def test_writes_between_the_last_catch_up_and_the_switch_reach_the_new_version(
     _, view = api.get("/posts")
     assert sorted(p["title"] for p in view.values()) == ["at the switch 0", "before 0"]
     assert view == oracle_view()
+
+
+def test_the_live_path_reads_the_view_pointer_once_per_batch(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN three posts waiting in the query queue
+    runner.pause("query_consumer")
+    for index in range(3):
+        api.post("/posts", {"title": f"batched {index}"})
+    runner.drain()
+    pointer_reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params["TableName"] == VIEW_TABLE and params["Key"]["key"]["S"] == "active":
+            pointer_reads.append(params)
+
+    client = aws.client("dynamodb")
+    client.meta.events.register("provide-client-params.dynamodb.GetItem", record)
+    try:
+        # WHEN the consumer receives them in one batch
+        assert runner.sources["query_consumer"].poll() == 3
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.GetItem", record)
+    # THEN it read the pointer once, and applied all three
+    assert len(pointer_reads) == 1
+    titles = sorted(p["title"] for p in api.get("/posts")[1].values())
+    assert titles == ["batched 0", "batched 1", "batched 2"]
+
+
+def test_a_batch_that_read_the_pointer_before_a_switch_is_healed_by_catch_up(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    """The window the once-a-batch pointer read opens: it closes at the next catch-up."""
+    # GIVEN a batch's handlers that read the pointer (v1) at their first event
+    runner.pause("query_consumer")
+    api.post("/posts", {"title": "first of the batch"})
+    runner.drain()
+    config = settings.load()
+    handlers = query_blueprint.batch_handlers()
+    [first] = list(archive.history(config, archive.head(config).position))
+    handlers[PostCreated](parse_event(first.payload), first.position)
+    # AND a rebuild that switched reads to v2 meanwhile
+    assert recovery.rebuild(config).new_version == "v2"
+    # WHEN the batch's next event, archived after the rebuild, is applied with that pointer
+    _, late = api.post("/posts", {"title": "late in the batch"})
+    runner.drain()
+    head = archive.head(config).position
+    [second] = [e for e in archive.history(config, head) if e.position == head]
+    handlers[PostCreated](parse_event(second.payload), second.position)
+    # THEN the view misses it until the next catch-up, which applies it to v2
+    assert late["id"] not in api.get("/posts")[1]
+    runner.fire("query_catch_up")
+    assert api.get("/posts")[1][late["id"]]["title"] == "late in the batch"
+    # AND the queued deliveries change nothing
+    runner.resume("query_consumer")
+    runner.drain()
+    assert api.get("/posts")[1] == oracle_view()
 
 
 def test_holes_older_than_the_grace_are_skipped_and_counted(

@@ -86,7 +86,12 @@ def test_each_subscription_filters_exactly_the_events_its_consumer_handles() -> 
             for r in subscriptions.values()
             if r["Properties"]["Endpoint"]["Fn::GetAtt"][0] == f"{consumer.title()}Queue"
         ]
-        handled = importlib.import_module(f"functions.{consumer}.blueprint").HANDLERS
+        blueprint = importlib.import_module(f"functions.{consumer}.blueprint")
+        handled = (
+            blueprint.batch_handlers()
+            if hasattr(blueprint, "batch_handlers")
+            else blueprint.HANDLERS
+        )
         filtered = properties["FilterPolicy"][names.EVENT_TYPE_ATTRIBUTE]
         assert sorted(filtered) == sorted(cls.__name__ for cls in handled), consumer
         assert set(filtered) <= set(EVENT_TYPES)
