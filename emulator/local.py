@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from chalice.app import Chalice
+from chalice.utils import to_cfn_resource_name
 
-from emulator import stack
+from emulator import stack, template
 from emulator.config import stage_environment
 from emulator.control import CONTROL_PORT_OFFSET, ControlServer, LocalConsumers
 from emulator.moto_env import EMULATOR_ENVIRONMENT, REGION, use_emulator
@@ -47,6 +48,8 @@ def stream_failure_sink(client: ClientFactory, prefix: str) -> Callable[[dict[st
 def build_runner(
     app: Chalice, client: ClientFactory, prefix: str, *, fast_retry: bool
 ) -> EventSourceRunner:
+    """The runner for ``app``, with its event-source filters from ``infra/functions.yaml``."""
+    filters = template.event_filters()
     return EventSourceRunner(
         app,
         client,
@@ -54,6 +57,11 @@ def build_runner(
         fast_retry=fast_retry,
         on_stream_failure=stream_failure_sink(client, prefix),
         on_resume=RESUME_HOOKS,
+        stream_filters={
+            source.name: filters[logical]
+            for source in app.event_sources
+            if (logical := to_cfn_resource_name(source.name)) in filters
+        },
     )
 
 

@@ -6,7 +6,8 @@ runner reads the event sources registered on the Chalice app and drives the real
 - a DynamoDB stream source reads the (moto) stream shard and, like Lambda, retries from the
   first record a handler reports in ``batchItemFailures`` (or the whole batch if the handler
   raised), and after ``max_stream_retries`` sends the batch's description to an on-failure
-  callback and moves on;
+  callback and moves on; it delivers only the records its filter patterns match (Lambda's
+  ``FilterCriteria``, exact values only) and skips a batch none of them match;
 - an SQS source receives up to ``batch_size`` messages, deletes only the ones that succeeded
   and leaves the rest to come back after the visibility timeout (``fast_retry`` makes them
   visible at once, standing in for the wait) until the redrive policy moves them to the DLQ;
@@ -102,7 +103,7 @@ class Source:
         self.stats = Stats()
 
     def poll(self) -> int:
-        """Deliver at most one batch; the number of records delivered."""
+        """Deliver at most one batch; the number of records taken from the source."""
         raise NotImplementedError
 
     def _invoke(self, event: dict[str, Any], records: int) -> tuple[bool, Any]:
@@ -204,8 +205,10 @@ class StreamSource(Source):
         streams: Any,
         max_retries: int,
         on_failure: Callable[[dict[str, Any]], None] | None,
+        patterns: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(config.name, handler, region)
+        self._filters = [compile_filter(pattern) for pattern in patterns or []]
         table = table_of_stream(config.stream_arn)
         self.stream_arn: str = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self._streams, self._batch = streams, config.batch_size
@@ -232,8 +235,12 @@ class StreamSource(Source):
         if not records:
             self._iterator = response.get("NextShardIterator", self._iterator)
             return 0
-        ok, result = self._invoke({"Records": [self._record(r) for r in records]}, len(records))
-        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        wanted = [e for e in map(self._record, records) if self._wanted(e)]
+        if not wanted:  # Lambda does not invoke for a batch its filters drop whole
+            self._iterator = response["NextShardIterator"]
+            return len(records)
+        ok, result = self._invoke({"Records": wanted}, len(wanted))
+        numbers = [e["dynamodb"]["SequenceNumber"] for e in wanted]
         failed = failed_ids(result, numbers) if ok else None
         if failed == []:
             self._attempt = 0
@@ -245,9 +252,12 @@ class StreamSource(Source):
         if self._attempt <= self._max_retries:
             self._iterator = self._new_iterator("AT_SEQUENCE_NUMBER", first_failed)
         else:
-            self._give_up(first_failed, numbers[-1], len(records))
+            self._give_up(first_failed, numbers[-1], len(wanted))
             self._iterator = response["NextShardIterator"]
         return len(records)
+
+    def _wanted(self, record: dict[str, Any]) -> bool:
+        return not self._filters or any(matches(record) for matches in self._filters)
 
     def _give_up(self, first: str, last: str, size: int) -> None:
         """Like Lambda after ``MaximumRetryAttempts``: report the batch and skip it."""
@@ -283,6 +293,29 @@ class StreamSource(Source):
             "dynamodb": change,
             "eventSourceARN": self.stream_arn,
         }
+
+
+def compile_filter(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """A Lambda event filter pattern as a predicate on a record.
+
+    Only the forms this project uses: a key's rule is a list of exact values, or a nested
+    pattern. Any other rule (prefix, numeric, exists...) is refused here, not misapplied.
+    """
+    nested = {key: compile_filter(rule) for key, rule in pattern.items() if isinstance(rule, dict)}
+    exact: dict[str, tuple[Any, ...]] = {}
+    for key, rule in pattern.items():
+        if isinstance(rule, list) and rule and all(isinstance(v, str | int) for v in rule):
+            exact[key] = tuple(rule)
+        elif key not in nested:
+            raise ValueError(f"filter rule {key}: {rule!r} is not emulated: use exact values")
+
+    def matches(record: dict[str, Any]) -> bool:
+        return all(record.get(key) in allowed for key, allowed in exact.items()) and all(
+            isinstance(record.get(key), dict) and inner(record[key])
+            for key, inner in nested.items()
+        )
+
+    return matches
 
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -353,9 +386,11 @@ class EventSourceRunner:
         max_stream_retries: int = 3,
         on_stream_failure: Callable[[dict[str, Any]], None] | None = None,
         on_resume: dict[str, str] | None = None,
+        stream_filters: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.sources: dict[str, Source] = {}
         self._on_resume = on_resume or {}
+        stream_filters = stream_filters or {}
         for config in app.event_sources:
             handler = resolve_handler(config.handler_string)
             source: Source
@@ -370,6 +405,7 @@ class EventSourceRunner:
                     client("dynamodbstreams"),
                     max_stream_retries,
                     on_stream_failure,
+                    stream_filters.get(config.name),
                 )
             elif isinstance(config, ScheduledEventConfig):
                 source = ScheduleSource(config, handler, region)
@@ -378,6 +414,9 @@ class EventSourceRunner:
                     f"{config.name}: the runner does not emulate {type(config).__name__}"
                 )
             self.sources[config.name] = source
+        streams = {n for n, s in self.sources.items() if isinstance(s, StreamSource)}
+        if not set(stream_filters) <= streams:
+            raise ValueError(f"filters for {sorted(set(stream_filters) - streams)}: not streams")
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -1,5 +1,6 @@
 """Reading the CloudFormation template under ``infra/`` (short-form tags included)."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +8,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
+FUNCTIONS = ROOT / "infra" / "functions.yaml"
 
 
 class _Loader(yaml.SafeLoader):
@@ -40,3 +42,18 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
         for logical, resource in template["Resources"].items()
         if resource["Type"] == resource_type
     }
+
+
+def event_filters(path: Path = FUNCTIONS) -> dict[str, list[dict[str, Any]]]:
+    """Each function's event-source filter patterns (``FilterCriteria``), by logical id.
+
+    What Lambda applies on AWS, read from the same template, so the local runner applies it too.
+    """
+    filters: dict[str, list[dict[str, Any]]] = {}
+    for logical, resource in load(path)["Resources"].items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            criteria = event.get("Properties", {}).get("FilterCriteria")
+            if criteria:
+                patterns = [json.loads(f["Pattern"]) for f in criteria["Filters"]]
+                filters.setdefault(logical, []).extend(patterns)
+    return filters

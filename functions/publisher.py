@@ -127,7 +127,8 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
     unreadable: list[dict[str, str]] = []
     for record in event:
         if record.event_name != "INSERT":
-            continue  # MODIFY: our own `sent` flips; REMOVE: deleted records
+            continue  # MODIFY (our own `sent` flips), REMOVE: the mapping's filter drops these
+            # on AWS and locally; this keeps the handler right without the filter
         try:
             fresh.append(outbox.record_from_image(record.new_image))
         except ValidationError as error:

@@ -85,3 +85,14 @@ def test_every_route_allows_cors(api: Api) -> None:
     ]
     for response in requests:
         assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_publisher_runs_once_per_new_outbox_record(api: Api, runner: EventSourceRunner) -> None:
+    """The stream mapping's INSERT-only filter (infra/functions.yaml), applied by the runner:
+    marking a record sent changes it again, and that change invokes nothing."""
+    publisher = runner.sources["outbox_publisher"]
+    for index in range(3):
+        api.post("/posts", {"title": f"one invocation {index}"})
+        runner.drain()
+    assert publisher.stats.invocations == 3
+    assert all(record["sent"] for record in scan(names.OUTBOX_TABLE))

@@ -85,6 +85,8 @@ def test_event_sources_are_wired_in_the_same_template(template: dict[str, Any]) 
                 assert settings["BisectBatchOnFunctionError"] is True
                 destination = settings["DestinationConfig"]["OnFailure"]["Destination"]
                 assert destination == {"Fn::GetAtt": ["PublisherFailureQueue", "Arn"]}
+                [only_inserts] = settings["FilterCriteria"]["Filters"]
+                assert json.loads(only_inserts["Pattern"]) == {"eventName": ["INSERT"]}
     assert sources == 4  # three queues and the outbox stream
 
 

@@ -52,8 +52,7 @@ def raising(event: SQSEvent) -> None:
     raise RuntimeError("boom")
 
 
-@pytest.fixture
-def probe(deployed: Stack) -> EventSourceRunner:
+def probe_runner(**options: Any) -> EventSourceRunner:
     seen.clear()
     fail_on.clear()
     failures_reported.clear()
@@ -65,7 +64,13 @@ def probe(deployed: Stack) -> EventSourceRunner:
         "us-east-1",
         max_stream_retries=2,
         on_stream_failure=failures_reported.append,
+        **options,
     )
+
+
+@pytest.fixture
+def probe(deployed: Stack) -> EventSourceRunner:
+    return probe_runner()
 
 
 def put(key: str) -> None:
@@ -132,3 +137,30 @@ def test_a_paused_source_is_not_polled(probe: EventSourceRunner) -> None:
     probe.resume("stream_probe")
     probe.drain()
     assert seen == ["a"]
+
+
+def test_a_stream_filter_delivers_only_matching_records(deployed: Stack) -> None:
+    # GIVEN the stream probe filtered to inserts, as the outbox publisher is on AWS
+    probe = probe_runner(stream_filters={"stream_probe": [{"eventName": ["INSERT"]}]})
+    probe.pause("queue_probe")
+    probe.pause("raising_probe")
+    put("a")
+    probe.drain()
+    # WHEN the record is modified twice, and one more is inserted
+    for change in (1, 2):
+        aws.client("dynamodb").put_item(
+            TableName=names.resource(PREFIX, names.OUTBOX_TABLE),
+            Item=to_item({"event_id": "a", "change": change}),
+        )
+    probe.drain()
+    assert probe.sources["stream_probe"].stats.invocations == 1, "a batch of changes only: no call"
+    put("b")
+    probe.drain()
+    # THEN only the inserts were delivered, one invocation each
+    assert seen == ["a", "b"]
+    assert probe.sources["stream_probe"].stats.invocations == 2
+
+
+def test_a_filter_for_a_source_that_is_not_a_stream_is_refused(deployed: Stack) -> None:
+    with pytest.raises(ValueError, match=r"filters for \['queue_probe'\]: not streams"):
+        probe_runner(stream_filters={"queue_probe": [{"eventName": ["INSERT"]}]})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from emulator.runner import failed_ids, rate_seconds, table_of_stream
+from emulator.runner import compile_filter, failed_ids, rate_seconds, table_of_stream
 
 IDS = ["1", "2", "3"]
 
@@ -38,3 +38,20 @@ def test_table_of_stream() -> None:
     assert table_of_stream(arn) == "blog-outbox"
     with pytest.raises(ValueError, match="not a DynamoDB stream ARN"):
         table_of_stream("arn:aws:sqs:us-east-1:1:queue")
+
+
+def test_a_filter_pattern_matches_exact_values_and_nested_patterns() -> None:
+    inserts = compile_filter({"eventName": ["INSERT"]})
+    assert inserts({"eventName": "INSERT", "dynamodb": {}})
+    assert not inserts({"eventName": "MODIFY"})
+    assert not inserts({})
+    nested = compile_filter({"dynamodb": {"Keys": {"kind": ["post", "comment"]}}})
+    assert nested({"dynamodb": {"Keys": {"kind": "comment"}}})
+    assert not nested({"dynamodb": {"Keys": {"kind": "like"}}})
+    assert not nested({"dynamodb": "not an object"})
+
+
+@pytest.mark.parametrize("rule", [[{"prefix": "IN"}], [], "INSERT", [{"exists": True}], [1.5]])
+def test_a_filter_rule_the_runner_cannot_apply_is_refused(rule: object) -> None:
+    with pytest.raises(ValueError, match="is not emulated"):
+        compile_filter({"eventName": rule})
