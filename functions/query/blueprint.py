@@ -35,9 +35,9 @@ def get_post(post_id: str) -> Any:
 def batch_handlers() -> Handlers:
     """The handlers for one SQS batch: they read the view pointer once, at the first event.
 
-    One pointer read a batch, not one an event (benchmarks/PROFILE.md). A batch that read it
-    just before a rebuild set ``building`` writes only the old version; seen marks are kept
-    per version, so the new version's catch-up applies what it missed.
+    One pointer read a batch, not one an event (benchmarks/PROFILE.md). The batch's events were
+    archived before they were published, so before this read; a rebuild that sets ``building``
+    after it catches the new version up from a head that includes them.
     """
 
     @functools.cache
