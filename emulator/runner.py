@@ -16,8 +16,8 @@ runner reads the event sources registered on the Chalice app and drives the real
 
 Handlers are imported by their Lambda handler string (``module.function``), as Lambda does, so
 ``app.py`` is not in the call path. Any source can be paused and resumed, as disabling an event
-source mapping does. ``drain()`` polls until nothing is left (tests); ``start()`` polls in a
-background thread (local development).
+source mapping does. ``drain()`` polls until nothing is left (tests); ``start()`` polls in
+background threads (local development): one for the streams and queues, one for the schedules.
 """
 
 from __future__ import annotations
@@ -101,9 +101,18 @@ class Source:
         self.name, self._handler, self._region = name, handler, region
         self.paused = False
         self.stats = Stats()
+        self._lock = threading.Lock()
 
     def poll(self) -> int:
-        """Deliver at most one batch; the number of records taken from the source."""
+        """Deliver at most one batch; the number of records taken from the source.
+
+        One poll of a source at a time (as one shard or one schedule is one invocation at a
+        time here); different sources run side by side.
+        """
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> int:
         raise NotImplementedError
 
     def _invoke(self, event: dict[str, Any], records: int) -> tuple[bool, Any]:
@@ -133,7 +142,7 @@ class SqsSource(Source):
         self.queue_arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"
         self._sqs, self._batch, self._fast_retry = sqs, config.batch_size, fast_retry
 
-    def poll(self) -> int:
+    def _poll(self) -> int:
         messages = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=min(self._batch, SQS_MAX_BATCH),
@@ -229,7 +238,7 @@ class StreamSource(Source):
         iterator: str = self._streams.get_shard_iterator(**arguments)["ShardIterator"]
         return iterator
 
-    def poll(self) -> int:
+    def _poll(self) -> int:
         response = self._streams.get_records(ShardIterator=self._iterator, Limit=self._batch)
         records = response["Records"]
         if not records:
@@ -343,7 +352,7 @@ class ScheduleSource(Source):
     def due(self, now: float) -> bool:
         return not self.paused and now >= self._next
 
-    def poll(self) -> int:
+    def _poll(self) -> int:
         """Fire once, now."""
         self._next = time.monotonic() + self.every
         ok, _ = self._invoke(
@@ -417,9 +426,8 @@ class EventSourceRunner:
         streams = {n for n, s in self.sources.items() if isinstance(s, StreamSource)}
         if not set(stream_filters) <= streams:
             raise ValueError(f"filters for {sorted(set(stream_filters) - streams)}: not streams")
-        self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def _pollable(self) -> Iterable[Source]:
         return [
@@ -437,8 +445,7 @@ class EventSourceRunner:
 
     def poll_once(self) -> int:
         """One poll of every running stream and queue source; records delivered."""
-        with self._lock:
-            return sum(source.poll() for source in self._pollable())
+        return sum(source.poll() for source in self._pollable())
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Poll until a whole round delivers nothing; records delivered in all."""
@@ -452,22 +459,22 @@ class EventSourceRunner:
 
     def fire(self, name: str) -> None:
         """Run one schedule now (tests, and the 'run it now' button of the local stack)."""
-        with self._lock:
-            self.sources[name].poll()
+        self.sources[name].poll()
 
     def fire_due_schedules(self) -> int:
         now = time.monotonic()
         due = [s for s in self.sources.values() if isinstance(s, ScheduleSource) and s.due(now)]
-        with self._lock:
-            return sum(s.poll() for s in due)
+        return sum(s.poll() for s in due)
 
     def start(self, interval: float = 0.2) -> None:
-        """Poll in a background thread until ``stop()``."""
+        """Poll in background threads until ``stop()``: one for the streams and queues, one for
+        the schedules, so a long scheduled run (a catch-up) never holds up delivery; on AWS
+        they are separate functions too."""
 
-        def loop() -> None:
+        def loop(step: Callable[[], int]) -> None:
             while not self._stop.is_set():
                 try:
-                    busy = self.poll_once() + self.fire_due_schedules()
+                    busy = step()
                 except Exception:
                     logger.exception("event-source runner: poll failed; retrying")
                     busy = 0
@@ -475,11 +482,18 @@ class EventSourceRunner:
                     self._stop.wait(interval)
 
         self._stop.clear()
-        self._thread = threading.Thread(target=loop, name="event-source-runner", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=loop, args=(step,), name=name, daemon=True)
+            for name, step in (
+                ("event-source-runner", self.poll_once),
+                ("schedule-runner", self.fire_due_schedules),
+            )
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []

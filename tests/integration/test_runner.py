@@ -4,12 +4,14 @@ A throwaway app registers its own handlers on the stack's outbox stream and quer
 the runner's rules can be checked with handlers that fail on purpose.
 """
 
+import threading
+import time
 from typing import Any
 
 import pytest
-from chalice.app import Blueprint, Chalice, DynamoDBEvent, SQSEvent
+from chalice.app import Blueprint, Chalice, CloudWatchEvent, DynamoDBEvent, Rate, SQSEvent
 
-from emulator.runner import EventSourceRunner
+from emulator.runner import EventSourceRunner, ScheduleSource
 from emulator.stack import Stack
 from functions import aws, names
 from functions.dynamo import to_item
@@ -66,6 +68,17 @@ def probe_runner(**options: Any) -> EventSourceRunner:
         on_stream_failure=failures_reported.append,
         **options,
     )
+
+
+schedule_running = threading.Event()
+release_schedule = threading.Event()
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="slow_schedule_probe")
+def slow_schedule(event: CloudWatchEvent) -> None:
+    """A scheduled run that takes as long as the test says (a long catch-up)."""
+    schedule_running.set()
+    release_schedule.wait(timeout=30)
 
 
 @pytest.fixture
@@ -164,3 +177,29 @@ def test_a_stream_filter_delivers_only_matching_records(deployed: Stack) -> None
 def test_a_filter_for_a_source_that_is_not_a_stream_is_refused(deployed: Stack) -> None:
     with pytest.raises(ValueError, match=r"filters for \['queue_probe'\]: not streams"):
         probe_runner(stream_filters={"queue_probe": [{"eventName": ["INSERT"]}]})
+
+
+def test_a_long_scheduled_run_does_not_hold_up_delivery(probe: EventSourceRunner) -> None:
+    # GIVEN the runner in the background, its schedule in the middle of a long run
+    probe.pause("stream_probe")
+    probe.pause("raising_probe")
+    schedule_running.clear()
+    release_schedule.clear()
+    schedule = probe.sources["slow_schedule_probe"]
+    assert isinstance(schedule, ScheduleSource)
+    schedule._next = time.monotonic()  # due now, not in a minute
+    probe.start(interval=0.05)
+    try:
+        assert schedule_running.wait(timeout=10)
+        # WHEN a message arrives on a queue meanwhile
+        sqs = aws.client("sqs")
+        sqs.send_message(QueueUrl=queue_url(names.queue(PREFIX, "query")), MessageBody="now")
+        # THEN it is delivered while the scheduled run still goes on
+        deadline = time.monotonic() + 20
+        while "now" not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "now" in seen
+        assert not release_schedule.is_set()
+    finally:
+        release_schedule.set()
+        probe.stop()
