@@ -1,7 +1,7 @@
 """Runtime settings, read from the environment of the Lambda function (or ``chalice local``).
 
-Settings are read at call time, not cached at import, because the Chalice test client and the
-local event-source runner apply a stage's environment variables around each invocation.
+Settings are read at call time, not cached at import, because the Chalice test client applies
+a stage's environment variables around each invocation, and tests switch stages between cases.
 """
 
 import json
