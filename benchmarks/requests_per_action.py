@@ -128,6 +128,13 @@ def _invocations_minimum(flow: str, n: int) -> dict[str, float]:
 # --- list prices ----------------------------------------------------------------------------
 
 PRICES_AS_OF = "2025-01"
+PRICES_CHECKED = "2026-11-23"
+CROSS_CHECKS = (
+    "DynamoDB's on-demand $0.625 and $0.125 per million units in airbyte.com's DynamoDB "
+    "pricing guide (2025-07); SQS's $0.40 and SNS's $0.50 per million requests in "
+    "factualminds.com's SQS and SNS pricing posts (2026-06), SQS's also in cloudburn.io's "
+    "(2026-03)"
+)
 PRICES = {
     "api_gateway_rest_request": 3.50 / MILLION,
     "lambda_request": 0.20 / MILLION,
@@ -515,9 +522,11 @@ def _cost_section(result: dict[str, Any]) -> list[str]:
         "",
         common.table(headers, rows),
         "",
-        f"**Prices**: AWS list prices for us-east-1 as of {PRICES_AS_OF}, **cited from memory**: "
-        "this machine has no internet access, so they could not be checked here. Check the "
-        "current pricing pages before relying on them. Free tiers, storage, data transfer, "
+        f"**Prices**: AWS list prices for us-east-1 as of {PRICES_AS_OF}. This machine cannot "
+        "reach AWS's pricing pages: the prices were cited from memory, then cross-checked "
+        f"({PRICES_CHECKED}) against third-party pages found in stored copies: {CROSS_CHECKS}. "
+        "API Gateway's and Lambda's were not cross-checked. Check the current pricing pages "
+        "before relying on them. Free tiers, storage, data transfer, "
         "CloudWatch Logs and the once-a-minute schedules (catch-up, sweeper: about 43,000 "
         "invocations a month each, whatever the load) are left out. Lambda duration is not "
         "measured here: 128 MB for 100 ms per invocation is an assumption. DynamoDB units "
