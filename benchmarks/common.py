@@ -67,6 +67,9 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+GIT_STATUS = ["git", "status", "--porcelain", "--untracked-files=no"]
+
+
 def _commit() -> str:
     try:
         head = subprocess.run(
@@ -77,8 +80,9 @@ def _commit() -> str:
             check=True,
             timeout=10,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        dirty = subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
+            # results written by an earlier benchmark of the same run are not code changes
+            [*GIT_STATUS, "--", ".", ":!benchmarks/results"],
             cwd=ROOT,
             capture_output=True,
             text=True,
