@@ -52,7 +52,13 @@ BENCH_ENVIRONMENT = {
 }
 
 # The order of the sections in RESULTS.md.
-SECTIONS = ("recovery_vs_history", "rebuild", "requests_per_action", "local_latency")
+SECTIONS = (
+    "recovery_vs_history",
+    "rebuild",
+    "requests_per_action",
+    "local_latency",
+    "compare_commits",
+)
 
 
 # --- the machine ----------------------------------------------------------------------------

@@ -68,8 +68,11 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(startup_timeout: float = 120) -> Iterator[LocalStack]:
-    """``python -m emulator dev`` on free loopback ports; Ctrl+C (then SIGKILL) on the way out."""
+def local_stack(startup_timeout: float = 120, root: Path = common.ROOT) -> Iterator[LocalStack]:
+    """``python -m emulator dev`` on free loopback ports; Ctrl+C (then SIGKILL) on the way out.
+
+    ``root`` is the checkout whose code runs (a worktree of another commit, to compare).
+    """
     from emulator.local import wait_for_http
 
     port, aws_port = free_ports()
@@ -80,7 +83,7 @@ def local_stack(startup_timeout: float = 120) -> Iterator[LocalStack]:
     with log_path.open("wb") as output:
         stack = subprocess.Popen(
             [sys.executable, "-m", "emulator", "dev"],
-            cwd=common.ROOT,
+            cwd=root,
             env=environment,
             start_new_session=True,
             stdout=subprocess.DEVNULL,

@@ -1,0 +1,172 @@
+"""The local stack at two commits, side by side in one run: the sustained-rate steps of
+benchmark 4 against each, alternating, so that a change's effect is a ratio measured under the
+same machine load and not two runs an hour apart.
+
+``python -m benchmarks.compare_commits --baseline REV [--rates 17.5 20] [--repeats 2]``
+
+The baseline is checked out in a temporary ``git worktree`` (removed at the end) and its stack
+runs from there with the same interpreter and packages; the current side is this checkout.
+Each step starts a fresh stack, warms it with five writes, then writes at the rate for the
+window (``local_latency.step``). Repeats alternate which side goes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common, local_latency
+from benchmarks.common import log
+
+NAME = "compare_commits"
+
+
+@contextmanager
+def worktree(revision: str) -> Iterator[tuple[Path, str]]:
+    """``revision`` checked out in a temporary worktree; its path and its short commit id."""
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
+            ["git", *arguments],  # noqa: S607
+            cwd=common.ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", revision)
+    path = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    git("worktree", "add", "--detach", str(path), commit)
+    try:
+        yield path, commit
+    finally:
+        git("worktree", "remove", "--force", str(path))
+
+
+def one_step(root: Path, rate: float, window: float) -> dict[str, Any]:
+    with local_latency.local_stack(root=root) as stack:
+        local_latency.latency(stack, 5)  # warm-up
+        with local_latency.stack_client(stack) as status:
+            return local_latency.step(stack, status, rate, window)
+
+
+def measure(
+    baseline: Path, rates: list[float], window: float, repeats: int
+) -> list[dict[str, Any]]:
+    sides = {"baseline": baseline, "current": common.ROOT}
+    steps = []
+    for repeat in range(repeats):
+        order = ["baseline", "current"] if repeat % 2 == 0 else ["current", "baseline"]
+        for rate in rates:
+            for side in order:
+                log(f"repeat {repeat + 1}: {side} at {rate}/s for {window:.0f}s")
+                result = one_step(sides[side], rate, window)
+                log(
+                    f"  max backlog {result['backlog_max']:.0f}, slope "
+                    f"{result['backlog_slope_per_second']:.2f}/s, "
+                    f"{'holds' if result['holds'] else 'does not hold'}"
+                )
+                steps.append({"side": side, "repeat": repeat + 1, **result})
+    return steps
+
+
+def summary(steps: list[dict[str, Any]], rates: list[float]) -> list[dict[str, Any]]:
+    rows = []
+    for rate in rates:
+        row: dict[str, Any] = {"rate": rate}
+        for side in ("baseline", "current"):
+            mine = [s for s in steps if s["rate"] == rate and s["side"] == side]
+            row[side] = {
+                "backlog_max": common.median([s["backlog_max"] for s in mine]),
+                "slope": common.median([s["backlog_slope_per_second"] for s in mine]),
+                "held": sum(1 for s in mine if s["holds"]),
+                "runs": len(mine),
+            }
+        paired = [
+            b["backlog_max"] / max(c["backlog_max"], 1.0)  # a backlog of 0 counts as 1
+            for b in steps
+            for c in steps
+            if b["side"] == "baseline"
+            and c["side"] == "current"
+            and b["rate"] == c["rate"] == rate
+            and b["repeat"] == c["repeat"]
+        ]
+        row["max_backlog_ratio"] = common.median(paired)
+        rows.append(row)
+    return rows
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{r['rate']:g}/s",
+            f"{r['baseline']['backlog_max']:.0f}",
+            f"{r['current']['backlog_max']:.0f}",
+            f"**{r['max_backlog_ratio']:.2f}**",
+            f"{r['baseline']['slope']:.2f}",
+            f"{r['current']['slope']:.2f}",
+            f"{r['baseline']['held']}/{r['baseline']['runs']}",
+            f"{r['current']['held']}/{r['current']['runs']}",
+        ]
+        for r in result["summary"]
+    ]
+    return "\n".join(
+        [
+            "## 5. The local stack at two commits, side by side",
+            "",
+            common.machine_line(result["machine"]),
+            "",
+            f"Baseline: commit {result['baseline']}; current: {result['machine']['commit']}. "
+            f"{result['note']} Each cell is the median over {result['repeats']} repeats; each "
+            f"repeat runs both sides at each rate ({result['window']:.0f} s of writes, a fresh "
+            "stack each, alternating which goes first). The ratio is the median of the paired "
+            "ratios, baseline / current.",
+            "",
+            common.table(
+                [
+                    "rate",
+                    "max backlog, baseline",
+                    "max backlog, current",
+                    "baseline / current",
+                    "slope /s, baseline",
+                    "slope /s, current",
+                    "held, baseline",
+                    "held, current",
+                ],
+                rows,
+            ),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--baseline", required=True, help="the commit to compare against")
+    parser.add_argument("--note", default="", help="what differs between the two, for the table")
+    parser.add_argument("--rates", type=float, nargs="+", default=[17.5, 20.0])
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=common.RESULTS)
+    arguments = parser.parse_args()
+    result: dict[str, Any] = {
+        "machine": common.machine(),
+        "window": arguments.window,
+        "repeats": arguments.repeats,
+        "note": arguments.note,
+    }
+    with worktree(arguments.baseline) as (path, commit):
+        result["baseline"] = commit
+        result["steps"] = measure(path, arguments.rates, arguments.window, arguments.repeats)
+    result["summary"] = summary(result["steps"], arguments.rates)
+    text = markdown(result)
+    common.write_result(NAME, result, text, arguments.output)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
