@@ -6,8 +6,9 @@ same machine load and not two runs an hour apart.
 
 The baseline is checked out in a temporary ``git worktree`` (removed at the end) and its stack
 runs from there with the same interpreter and packages; the current side is this checkout.
-Each step starts a fresh stack, warms it with five writes, then writes at the rate for the
-window (``local_latency.step``). Repeats alternate which side goes first.
+Each step starts a fresh stack, warms it with five writes, optionally writes at the rate for
+``--history`` seconds (unmeasured: tables grow, and moto's cost with them), then writes at the
+rate for the window (``local_latency.step``). Repeats alternate which side goes first.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ def worktree(revision: str) -> Iterator[tuple[Path, str]]:
         git("worktree", "remove", "--force", str(path))
 
 
-def one_step(root: Path, rate: float, window: float) -> dict[str, Any]:
+def one_step(root: Path, rate: float, window: float, history: float) -> dict[str, Any]:
+    """A fresh stack; ``history`` seconds of writes at ``rate`` (not measured), then the step."""
     with local_latency.local_stack(root=root) as stack:
         local_latency.latency(stack, 5)  # warm-up
         with local_latency.stack_client(stack) as status:
+            if history:
+                local_latency.step(stack, status, rate, history)
             return local_latency.step(stack, status, rate, window)
 
 
 def measure(
-    baseline: Path, rates: list[float], window: float, repeats: int
+    baseline: Path, rates: list[float], window: float, repeats: int, history: float
 ) -> list[dict[str, Any]]:
     sides = {"baseline": baseline, "current": common.ROOT}
     steps = []
@@ -65,7 +69,7 @@ def measure(
         for rate in rates:
             for side in order:
                 log(f"repeat {repeat + 1}: {side} at {rate}/s for {window:.0f}s")
-                result = one_step(sides[side], rate, window)
+                result = one_step(sides[side], rate, window, history)
                 log(
                     f"  max backlog {result['backlog_max']:.0f}, slope "
                     f"{result['backlog_slope_per_second']:.2f}/s, "
@@ -123,9 +127,10 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"Baseline: commit {result['baseline']}; current: {result['machine']['commit']}. "
             f"{result['note']} Each cell is the median over {result['repeats']} repeats; each "
-            f"repeat runs both sides at each rate ({result['window']:.0f} s of writes, a fresh "
-            "stack each, alternating which goes first). The ratio is the median of the paired "
-            "ratios, baseline / current.",
+            "repeat runs both sides at each rate (a fresh stack each, alternating which goes "
+            f"first): {result['history']:.0f} s of writes at the rate to build up history, not "
+            f"measured, then the measured {result['window']:.0f} s. The ratio is the median of "
+            "the paired ratios, baseline / current.",
             "",
             common.table(
                 [
@@ -144,6 +149,31 @@ def markdown(result: dict[str, Any]) -> str:
     )
 
 
+def run(
+    output: Path,
+    baseline: str,
+    rates: list[float],
+    window: float,
+    repeats: int,
+    note: str = "",
+    history: float = 0.0,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "machine": common.machine(),
+        "window": window,
+        "history": history,
+        "repeats": repeats,
+        "note": note,
+    }
+    with worktree(baseline) as (path, commit):
+        result["baseline"] = commit
+        result["steps"] = measure(path, rates, window, repeats, history)
+    result["summary"] = summary(result["steps"], rates)
+    result["markdown"] = markdown(result)
+    common.write_result(NAME, result, result["markdown"], output)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--baseline", required=True, help="the commit to compare against")
@@ -151,21 +181,21 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[17.5, 20.0])
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--history", type=float, default=0.0, help="seconds of writes before each step, unmeasured"
+    )
     parser.add_argument("--output", type=Path, default=common.RESULTS)
     arguments = parser.parse_args()
-    result: dict[str, Any] = {
-        "machine": common.machine(),
-        "window": arguments.window,
-        "repeats": arguments.repeats,
-        "note": arguments.note,
-    }
-    with worktree(arguments.baseline) as (path, commit):
-        result["baseline"] = commit
-        result["steps"] = measure(path, arguments.rates, arguments.window, arguments.repeats)
-    result["summary"] = summary(result["steps"], arguments.rates)
-    text = markdown(result)
-    common.write_result(NAME, result, text, arguments.output)
-    print(text)
+    result = run(
+        arguments.output,
+        arguments.baseline,
+        arguments.rates,
+        arguments.window,
+        arguments.repeats,
+        arguments.note,
+        arguments.history,
+    )
+    print(result["markdown"])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks import local_latency, rebuild, recovery_vs_history, requests_per_action
+from benchmarks import (
+    compare_commits,
+    local_latency,
+    rebuild,
+    recovery_vs_history,
+    requests_per_action,
+)
 
 
 def written(output: Path, name: str) -> dict[str, Any]:
@@ -59,3 +65,13 @@ def test_local_latency_smoke(tmp_path: Path) -> None:
     result = written(tmp_path, "local_latency")
     assert result["latency"]["writes"] == 3
     assert result["steps"][0]["accepted"] == 8
+
+
+def test_compare_commits_smoke(tmp_path: Path) -> None:
+    compare_commits.run(tmp_path, "HEAD", rates=[4], window=2.0, repeats=1, note="smoke")
+    result = written(tmp_path, "compare_commits")
+    assert [(s["side"], s["accepted"]) for s in result["steps"]] == [
+        ("baseline", 8),
+        ("current", 8),
+    ]
+    assert len(result["summary"]) == 1
