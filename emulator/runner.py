@@ -352,6 +352,10 @@ class ScheduleSource(Source):
     def due(self, now: float) -> bool:
         return not self.paused and now >= self._next
 
+    def due_now(self) -> None:
+        """Run at the schedule thread's next look, not at the end of the current interval."""
+        self._next = time.monotonic()
+
     def _poll(self) -> int:
         """Fire once, now."""
         self._next = time.monotonic() + self.every
@@ -438,10 +442,20 @@ class EventSourceRunner:
         self.sources[name].paused = True
 
     def resume(self, name: str) -> None:
-        """Resume a source, then run the schedule tied to its resumption (e.g. a catch-up)."""
+        """Resume a source, then run the schedule tied to its resumption (e.g. a catch-up).
+
+        Started (``start()``), the schedule thread runs it next, so the caller (the control
+        API, under load) does not wait for a catch-up; in drain mode it runs here and now.
+        """
         self.sources[name].paused = False
-        if name in self._on_resume:
-            self.fire(self._on_resume[name])
+        hook = self._on_resume.get(name)
+        if hook is None:
+            return
+        schedule = self.sources[hook]
+        if self._threads and isinstance(schedule, ScheduleSource):
+            schedule.due_now()
+        else:
+            self.fire(hook)
 
     def poll_once(self) -> int:
         """One poll of every running stream and queue source; records delivered."""

@@ -72,6 +72,7 @@ def probe_runner(**options: Any) -> EventSourceRunner:
 
 schedule_running = threading.Event()
 release_schedule = threading.Event()
+schedule_finished = threading.Event()
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="slow_schedule_probe")
@@ -79,6 +80,7 @@ def slow_schedule(event: CloudWatchEvent) -> None:
     """A scheduled run that takes as long as the test says (a long catch-up)."""
     schedule_running.set()
     release_schedule.wait(timeout=30)
+    schedule_finished.set()
 
 
 @pytest.fixture
@@ -187,7 +189,7 @@ def test_a_long_scheduled_run_does_not_hold_up_delivery(probe: EventSourceRunner
     release_schedule.clear()
     schedule = probe.sources["slow_schedule_probe"]
     assert isinstance(schedule, ScheduleSource)
-    schedule._next = time.monotonic()  # due now, not in a minute
+    schedule.due_now()  # not in a minute
     probe.start(interval=0.05)
     try:
         assert schedule_running.wait(timeout=10)
@@ -203,3 +205,20 @@ def test_a_long_scheduled_run_does_not_hold_up_delivery(probe: EventSourceRunner
     finally:
         release_schedule.set()
         probe.stop()
+
+
+def test_started_a_resume_hook_runs_on_the_schedule_thread(deployed: Stack) -> None:
+    """The control API's resume answers at once; the catch-up it triggers runs beside."""
+    probe = probe_runner(on_resume={"queue_probe": "slow_schedule_probe"})
+    for event in (schedule_running, release_schedule, schedule_finished):
+        event.clear()
+    probe.start(interval=0.05)
+    try:
+        probe.pause("queue_probe")
+        probe.resume("queue_probe")
+        assert not schedule_finished.is_set(), "resume waited for its hook"
+        assert schedule_running.wait(timeout=10), "the schedule thread ran the hook"
+    finally:
+        release_schedule.set()
+        probe.stop()
+    assert schedule_finished.is_set()
