@@ -73,28 +73,25 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-GIT_STATUS = ["git", "status", "--porcelain", "--untracked-files=no"]
+def git(*arguments: str) -> str:
+    """``git <arguments>`` in this checkout; its output, stripped."""
+    return subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
+        ["git", *arguments],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
 
 
 def _commit() -> str:
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from PATH, fixed arguments)
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
-            # results written by an earlier benchmark of the same run are not code changes
-            [*GIT_STATUS, "--", ".", ":!benchmarks/results"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        # results written by an earlier benchmark of the same run are not code changes
+        dirty = git(
+            "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{' + uncommitted changes' if dirty else ''}"
@@ -182,6 +179,20 @@ def fmt(value: float, digits: int = 3) -> str:
     if math.isnan(value):
         return "n/a"
     return f"{value:.{digits}f}"
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot for files (no display), or None when matplotlib is not installed:
+    a plot is a convenience, the table is the result."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plot")
+        return None
+    return plt
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

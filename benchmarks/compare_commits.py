@@ -14,7 +14,6 @@ rate for the window (``local_latency.step``). Repeats alternate which side goes 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,23 +29,13 @@ NAME = "compare_commits"
 @contextmanager
 def worktree(revision: str) -> Iterator[tuple[Path, str]]:
     """``revision`` checked out in a temporary worktree; its path and its short commit id."""
-
-    def git(*arguments: str) -> str:
-        return subprocess.run(  # noqa: S603 (git from PATH, fixed arguments)
-            ["git", *arguments],  # noqa: S607
-            cwd=common.ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-
-    commit = git("rev-parse", "--short", revision)
+    commit = common.git("rev-parse", "--short", revision)
     path = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
-    git("worktree", "add", "--detach", str(path), commit)
+    common.git("worktree", "add", "--detach", str(path), commit)
     try:
         yield path, commit
     finally:
-        git("worktree", "remove", "--force", str(path))
+        common.git("worktree", "remove", "--force", str(path))
 
 
 def one_step(root: Path, rate: float, window: float, history: float) -> dict[str, Any]:

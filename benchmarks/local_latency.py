@@ -434,13 +434,8 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
 
 
 def draw(result: dict[str, Any], path: Path) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no plot")
+    plt = common.pyplot()
+    if plt is None:
         return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run, label in (

@@ -254,13 +254,8 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
 
 
 def draw(result: dict[str, Any], path: Path) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the plot is a convenience; the table is the result
-        log("matplotlib is not installed: no plot")
+    plt = common.pyplot()
+    if plt is None:
         return None
     missed = result["missed"]
     flat = [p for p in result["points"] if p["missed"] == missed]
