@@ -5,16 +5,15 @@ from functions.query import projection, store
 from functions.settings import Settings
 
 
-def project(
-    settings: Settings, event: Event, position: int | None, versions: list[str] | None = None
-) -> int:
-    """Apply ``event`` to the view versions being written; the number of rows it changed.
+def project(settings: Settings, event: Event, position: int | None, versions: list[str]) -> int:
+    """Apply ``event`` to ``versions`` of the view; the number of rows it changed.
 
-    By default those are the active version and, during a rebuild, the one being built. With
-    a position, the event is also marked seen, for the version's watermark.
+    The live path passes the pointer's written versions (the active one and, during a rebuild,
+    the one being built); recovery passes the version it repairs. With a position, the event
+    is also marked seen, for the version's watermark.
     """
     changed = 0
-    for version in versions or store.pointer(settings).written:
+    for version in versions:
         changed += sum(store.put_if_newer(settings, version, r) for r in projection.rows_for(event))
         if position is not None:
             store.mark_seen(settings, version, position)
