@@ -1,11 +1,14 @@
 """``blog``: operate the local stack (started with ``make dev`` or ``make emulator``).
 
     blog status [--json]
-    blog outage start query --mode pause|unsubscribe|purge
-    blog outage end query
+    blog outage start moderation|comments|query --mode pause|unsubscribe|purge
+    blog outage end moderation|comments|query
+    blog catch-up moderation|comments|query
+    blog replay moderation|comments|query --from-position N
     blog rebuild query
-    blog replay query --from-position N
     blog dlq redrive moderation|comments|query
+
+A consumer name that does not exist is refused with exit code 2, and nothing is changed.
 
 AWS calls go to the emulator on ``AWS_PORT`` (default 5000); pausing and resuming a consumer
 goes to the runner's control API on ``AWS_PORT + 1``.
@@ -41,12 +44,16 @@ class Status(_Arguments):
 
 
 class OutageStart(_Arguments):
-    consumer: Literal["query"]
+    consumer: Consumer
     mode: ops.Mode
 
 
 class OutageEnd(_Arguments):
-    consumer: Literal["query"]
+    consumer: Consumer
+
+
+class CatchUp(_Arguments):
+    consumer: Consumer
 
 
 class Rebuild(_Arguments):
@@ -54,7 +61,7 @@ class Rebuild(_Arguments):
 
 
 class Replay(_Arguments):
-    consumer: Literal["query"]
+    consumer: Consumer
     from_position: Annotated[int, Field(ge=1)]
 
 
@@ -73,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("consumer")
     start.add_argument("--mode", required=True, help="pause, unsubscribe or purge")
     phases.add_parser("end", help="bring it back and catch up").add_argument("consumer")
+    commands.add_parser(
+        "catch-up", help="apply from the archive what a consumer missed"
+    ).add_argument("consumer")
     commands.add_parser("rebuild", help="rebuild a view from the archive").add_argument("consumer")
     replay = commands.add_parser("replay", help="re-apply the archive from a position")
     replay.add_argument("consumer")
@@ -108,15 +118,16 @@ def _print_status(status: ops.Status, as_json: bool) -> None:
     if as_json:
         print(status.model_dump_json(indent=2))
         return
-    print(f"{'consumer':<11} {'subscribed':<10} {'paused':<6} {'queue':>5} {'dlq':>4}  position")
+    print(
+        f"{'consumer':<11} {'subscribed':<10} {'paused':<6} {'queue':>5} {'dlq':>4}  "
+        f"{'watermark / head':<18} {'lag':>5}"
+    )
     for row in status.consumers:
-        position = (
-            f"{row.watermark} / {row.archive_head}" if row.watermark is not None else "live only"
-        )
+        position = f"{row.watermark} / {row.archive_head}"
         print(
             f"{row.consumer:<11} {'yes' if row.subscribed else 'NO':<10} "
             f"{'YES' if row.paused else 'no':<6} {row.queue_depth:>5} {row.dlq_depth:>4}  "
-            f"{position}"
+            f"{position:<18} {row.lag:>5}"
         )
     age = status.oldest_unsent_age_seconds
     oldest = f", oldest {age:.1f} s old" if age is not None else ""
@@ -131,6 +142,7 @@ def run(argv: Sequence[str]) -> int:
         "status": Status,
         "outage start": OutageStart,
         "outage end": OutageEnd,
+        "catch-up": CatchUp,
         "rebuild": Rebuild,
         "replay": Replay,
         "dlq redrive": Redrive,
@@ -153,13 +165,14 @@ def run(argv: Sequence[str]) -> int:
         case OutageEnd(consumer=consumer):
             report = ops.outage_end(consumers, consumer)
             print(f"{consumer}: outage ended")
-            if report is not None:
-                print(report.model_dump_json(indent=2))
+            print(report.model_dump_json(indent=2))
+        case CatchUp(consumer=consumer):
+            print(ops.catch_up(consumer).model_dump_json(indent=2))
         case Rebuild(consumer=consumer):
             rebuilt = ops.rebuild(_progress_bar(f"rebuilding {consumer}"))
             print(rebuilt.model_dump_json(indent=2))
-        case Replay(from_position=position):
-            print(ops.replay(position).model_dump_json(indent=2))
+        case Replay(consumer=consumer, from_position=position):
+            print(ops.replay(consumer, position).model_dump_json(indent=2))
         case Redrive(consumer=consumer):
             moved = ops.dlq_redrive(consumer)
             print(f"{consumer}: {moved} messages moved back from the dead-letter queue")

@@ -29,8 +29,8 @@ from functions.settings import VARIABLES as settings_variables
 
 logger = logging.getLogger("emulator")
 STAGE = "local"
-RESUME_HOOKS = {"query_consumer": "query_catch_up"}
-"""When the query consumer resumes, it catches up from the archive at once."""
+RESUME_HOOKS = {f"{consumer}_consumer": f"{consumer}_catch_up" for consumer in names.CONSUMERS}
+"""When a consumer resumes, it catches up from the archive at once."""
 
 
 def stream_failure_sink(client: ClientFactory, prefix: str) -> Callable[[dict[str, Any]], None]:
