@@ -134,25 +134,47 @@ def _print_status(status: ops.Status, as_json: bool) -> None:
     print(f"archive head {status.archive_head}; unsent outbox: {status.unsent_outbox}{oldest}")
 
 
-def run(argv: Sequence[str]) -> int:
+_COMMANDS: dict[str, type[_Arguments]] = {
+    "status": Status,
+    "outage start": OutageStart,
+    "outage end": OutageEnd,
+    "catch-up": CatchUp,
+    "rebuild": Rebuild,
+    "replay": Replay,
+    "dlq redrive": Redrive,
+}
+
+
+class BadArguments(ValueError):
+    """The command line names something that does not exist; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse(argv: Sequence[str]) -> _Arguments:
+    """The validated arguments of one command; raises BadArguments before anything is done."""
     raw = vars(_parser().parse_args(argv))
     raw["aws_port"] = os.environ.get("AWS_PORT", "5000")
     command = " ".join(str(raw[k]) for k in ("command", "phase", "dlq_command") if raw.get(k))
-    models: dict[str, type[_Arguments]] = {
-        "status": Status,
-        "outage start": OutageStart,
-        "outage end": OutageEnd,
-        "catch-up": CatchUp,
-        "rebuild": Rebuild,
-        "replay": Replay,
-        "dlq redrive": Redrive,
-    }
     try:
-        arguments = models[command].model_validate(raw)
+        return _COMMANDS[command].model_validate(raw)
     except ValidationError as error:
-        for problem in error.errors(include_url=False):
-            field = ".".join(map(str, problem["loc"]))
-            print(f"blog {command}: {field}: {problem['msg']}", file=sys.stderr)
+        raise BadArguments(
+            [
+                f"blog {command}: {'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+                for problem in error.errors(include_url=False)
+            ]
+        ) from error
+
+
+def run(argv: Sequence[str]) -> int:
+    try:
+        arguments = parse(argv)
+    except BadArguments as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
         return 2
     use_emulator(stage_environment(STAGE), endpoint(arguments.aws_port))
     consumers = RemoteConsumers(control_url(arguments.aws_port))

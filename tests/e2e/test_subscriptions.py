@@ -7,6 +7,7 @@ comment's version) lets exactly one commit. Each test holds both appliers at a b
 before their transaction, so the race is real, not hoped for.
 """
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -158,3 +159,44 @@ def test_live_marks_are_one_write_a_batch_and_catch_up_folds_them(
     report = follower.catch_up(config, query)
     assert (report.watermark_after, report.recovered, report.ignored) == (head, 0, 3)
     assert checkpoint.seen(config, query, "v1", 1, head) == set()
+
+
+@pytest.mark.parametrize("consumer", names.CONSUMERS)
+def test_an_unreadable_archived_event_never_blocks_a_consumers_catch_up(
+    api: Api, runner: EventSourceRunner, consumer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an archived event this code cannot read (a future schema version), among others
+    config = settings.load()
+    [position] = archive.allocate(config, 1)
+    future = {"type": "CommentCreated", "version": 2, "event_id": "e", "aggregate_id": "a"}
+    archive.record(
+        config,
+        [
+            archive.ArchivedEvent(
+                position=position,
+                event_id="e",
+                event_type="CommentCreated",
+                payload=json.dumps(future),
+                archived_at=0.0,
+            )
+        ],
+    )
+    _, post = api.post("/posts", {"title": "After it"})
+    api.post(f"/posts/{post['id']}/comments", {"content": "an orange"})
+    runner.drain()
+    logged: list[dict[str, Any]] = []
+
+    def error(message: str, **fields: Any) -> None:
+        logged.append({**fields, "message": message})
+
+    monkeypatch.setattr(follower.logger, "error", error)
+    # WHEN the consumer catches up
+    report = follower.catch_up(config, subscribers.by_name(consumer))
+    # THEN the record is counted and logged, and the watermark passes it
+    assert report.unreadable == 1
+    assert report.watermark_after == report.head
+    assert any(
+        line.get("message") == "unreadable archived event" and line.get("position") == position
+        for line in logged
+    )
+    assert api.get(f"/posts/{post['id']}")[1]["comments"][0]["status"] == "rejected"
