@@ -2,13 +2,14 @@
 
 ``write`` commits the service's own operations plus one outbox record per event with
 ``sent = false``, atomically. The publisher (``functions.publisher``) sees the record on the
-outbox table's stream, publishes it, and flips ``sent``. Nothing else publishes. An unsent
-record also carries ``unsent``, the key of a sparse index, so the sweeper finds the records
-that stayed unsent without a scan; flipping ``sent`` removes it.
+outbox table's stream, claims it (``claim``: its archive position stored on the record, on the
+condition that no publisher claimed it before), archives and publishes it, and flips ``sent``.
+Nothing else publishes. An unsent record also carries ``unsent``, the key of a sparse index, so
+the sweeper finds the records that stayed unsent without a scan; flipping ``sent`` removes it.
 """
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from functions.events import Event
 
 UNSENT = "unsent"
 _FAILED = "ConditionalCheckFailed"
+MAX_TRANSACTION = 100
+CLAIM_ATTEMPTS = 3
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
 
 
@@ -36,7 +39,11 @@ class OutboxRecord(BaseModel):
     created_at: str
     unsent: str | None = None
     position: int | None = None
-    """The archive position, kept once a publish attempt archived the event but SNS failed."""
+    """The archive position of the publisher that claimed the record (``claim``)."""
+    claimed_at: float | None = None
+    """When it was claimed: a claim younger than the sweep grace is a live publisher's."""
+    archived: bool = False
+    """The claimant archived it at ``position`` but SNS failed: republish, do not re-archive."""
 
     @classmethod
     def new(cls, event: Event) -> "OutboxRecord":
@@ -101,22 +108,91 @@ def mark_sent(table: str, event_id: str) -> None:
         )
 
 
+class Claim(BaseModel):
+    """Take record ``event_id`` for archiving at ``position``.
+
+    ``previous`` is None for a record nobody claimed yet; otherwise the position of an
+    expired claim this one replaces (the sweeper's rescue of a dead publisher's record).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    position: int
+    previous: int | None = None
+
+
+def _claim_operation(table: str, claim: Claim, now: float) -> dict[str, Any]:
+    condition = "attribute_exists(#id) AND sent = :false AND " + (
+        "attribute_not_exists(#position)" if claim.previous is None else "#position = :previous"
+    )
+    values: dict[str, Any] = {":position": claim.position, ":now": now, ":false": False}
+    if claim.previous is not None:
+        values[":previous"] = claim.previous
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": to_item({names.OUTBOX_KEY: claim.event_id}),
+            "UpdateExpression": "SET #position = :position, claimed_at = :now REMOVE archived",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#id": names.OUTBOX_KEY, "#position": "position"},
+            "ExpressionAttributeValues": to_item(values),
+        }
+    }
+
+
+def claim(table: str, claims: Iterable[Claim], now: float) -> set[str]:
+    """Claim records for archiving; the event ids won. One transaction per 100 records.
+
+    A record another publisher claimed first (or that is sent) is lost to this one; a
+    transaction cancelled for that is retried without the lost records. What a conflicting
+    transaction kept from being claimed after ``CLAIM_ATTEMPTS`` stays unclaimed: the sweeper
+    takes it later.
+    """
+    won: set[str] = set()
+    pending = list(claims)
+    client = aws.client("dynamodb")
+    for start in range(0, len(pending), MAX_TRANSACTION):
+        chunk = pending[start : start + MAX_TRANSACTION]
+        for _ in range(CLAIM_ATTEMPTS):
+            if not chunk:
+                break
+            try:
+                client.transact_write_items(
+                    TransactItems=[_claim_operation(table, c, now) for c in chunk]
+                )
+            except ClientError as error:
+                if not is_cancelled(error):
+                    raise
+                codes = cancellation_codes(error)
+                if len(codes) != len(chunk):
+                    raise
+                chunk = [c for c, code in zip(chunk, codes, strict=True) if code != _FAILED]
+                continue
+            won |= {c.event_id for c in chunk}
+            break
+    return won
+
+
 def record_from_image(image: Item) -> OutboxRecord:
     """An outbox record from a stream image (typed JSON); raises ``ValidationError``."""
     return OutboxRecord.model_validate(from_item(image))
 
 
-def remember_position(table: str, event_id: str, position: int) -> None:
-    """Keep an archived-but-unpublished record's position, so a republish reuses it."""
+def mark_archived(table: str, event_id: str, position: int) -> None:
+    """Note that the record is in the archive at ``position`` (its publish failed), so a
+    republish reuses the position without archiving it again, however late it comes."""
     client = aws.client("dynamodb")
     with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
         client.update_item(
             TableName=table,
             Key=to_item({names.OUTBOX_KEY: event_id}),
-            UpdateExpression="SET #position = :position",
-            ConditionExpression="attribute_exists(#id) AND sent = :false",
+            UpdateExpression="SET archived = :true",
+            ConditionExpression="attribute_exists(#id) AND sent = :false AND #position = :position",
             ExpressionAttributeNames={"#id": names.OUTBOX_KEY, "#position": "position"},
-            ExpressionAttributeValues=to_item({":position": position, ":false": False}),
+            ExpressionAttributeValues=to_item(
+                {":true": True, ":false": False, ":position": position}
+            ),
         )
 
 

@@ -1,13 +1,16 @@
 """The outbox publisher: the outbox table's stream in, the archive and the events topic out.
 
-For each new outbox record it (1) allocates the batch's global positions, (2) records the
-events in the archive, (3) publishes them to SNS (``PublishBatch``, ten at a time, with the
-event type and position as message attributes), and (4) flips each published record's ``sent``
-flag. Archiving comes first, so whatever a consumer misses is in the archive.
+For each new outbox record it (1) allocates the batch's global positions, (2) claims each
+record at its position (the position stored on the outbox record, on the condition that no
+publisher claimed it first: one transaction per batch), (3) records the events it won in the
+archive, (4) publishes them to SNS (``PublishBatch``, ten at a time, with the event type and
+position as message attributes), and (5) flips each published record's ``sent`` flag.
+Archiving comes before publishing, so whatever a consumer misses is in the archive; claiming
+comes before archiving, so the sweeper and a late stream publisher never both archive a record.
 
 If SNS fails, the records stay unsent and the handler returns normally: the stream shard is
-not blocked by retrying, and the scheduled sweeper republishes them once SNS is back.
-Republishing is safe because every consumer is idempotent.
+not blocked by retrying, and the scheduled sweeper republishes them once SNS is back, at the
+position they were archived at. Republishing is safe because every consumer is idempotent.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -31,8 +34,18 @@ SNS_BATCH = 10
 
 class PublishReport(BaseModel):
     records: int = 0
+    """Records archived (or found archived) and sent to SNS."""
     published: int = 0
     failed: int = 0
+    """SNS refused them: they stay unsent, and the sweeper publishes them again."""
+    claimed_elsewhere: int = 0
+    """Another publisher claimed them first: left to it (their allocated positions are holes)."""
+    left_to_live_publishers: int = 0
+    """Sweeper: claimed less than the sweep grace ago by a publisher that may still finish."""
+    republished: int = 0
+    """Sweeper: published again at the position they were claimed at (not archived again)."""
+    rearchived: int = 0
+    """Sweeper: archived at a new position after an expired claim: possibly a second copy."""
 
 
 def stream_arn(prefix: str) -> str:
@@ -87,32 +100,104 @@ def _archived(record: OutboxRecord, position: int, now: float) -> ArchivedEvent:
     )
 
 
-def archive_and_publish(config: Settings, records: list[OutboxRecord]) -> PublishReport:
-    """Archive ``records``, publish them, and mark the published ones sent.
+def _claim_and_archive(
+    config: Settings, records: list[OutboxRecord], report: PublishReport, *, replace: bool
+) -> list[ArchivedEvent]:
+    """Allocate positions, claim the records at them, archive the ones won.
 
-    A record archived by an earlier attempt whose publish failed keeps its position (stored
-    on the outbox record), so republishing it during a long broker outage does not archive
-    it again and again.
+    ``replace``: the records hold expired claims (a dead publisher's); each new claim is
+    conditional on the old position still being there, and counts as rearchived.
     """
     if not records:
-        return PublishReport()
-    fresh = [record for record in records if record.position is None]
-    positions = archive.allocate(config, len(fresh)) if fresh else range(0)
+        return []
+    positions = archive.allocate(config, len(records), rearchived=len(records) if replace else 0)
     now = datetime.now(UTC).timestamp()  # after allocating: archived_at bounds allocation time
-    new = [_archived(r, p, now) for p, r in zip(positions, fresh, strict=True)]
-    archive.record(config, new)
-    again = [_archived(r, r.position, now) for r in records if r.position is not None]
-    published = publish(config.topic_arn, new + again)
+    claims = [
+        outbox.Claim(event_id=r.event_id, position=p, previous=r.position if replace else None)
+        for p, r in zip(positions, records, strict=True)
+    ]
+    won = outbox.claim(config.table(names.OUTBOX_TABLE), claims, now)
+    events = [
+        _archived(r, p, now) for p, r in zip(positions, records, strict=True) if r.event_id in won
+    ]
+    archive.record(config, events)
+    report.claimed_elsewhere += len(records) - len(events)
+    return events
+
+
+def _publish_and_mark(
+    config: Settings, events: list[ArchivedEvent], report: PublishReport, *, archived: set[str]
+) -> None:
+    """Publish archived events and flip ``sent`` of the published ones; note the rest as
+    archived (unless ``archived`` already says so) so that a republish reuses their position."""
+    published = publish(config.topic_arn, events)
     table = config.table(names.OUTBOX_TABLE)
     for event in published:
         outbox.mark_sent(table, event.event_id)
     done = {event.event_id for event in published}
-    for event in new:
-        if event.event_id not in done:
-            outbox.remember_position(table, event.event_id, event.position)
-    return PublishReport(
-        records=len(records), published=len(published), failed=len(records) - len(published)
+    for event in events:
+        if event.event_id not in done and event.event_id not in archived:
+            outbox.mark_archived(table, event.event_id, event.position)
+    report.records += len(events)
+    report.published += len(published)
+    report.failed += len(events) - len(published)
+
+
+def publish_new(config: Settings, records: list[OutboxRecord]) -> PublishReport:
+    """Claim, archive, publish and mark sent records nobody claimed yet (the stream's)."""
+    report = PublishReport()
+    events = _claim_and_archive(config, records, report, replace=False)
+    _publish_and_mark(config, events, report, archived=set())
+    return report
+
+
+def sweep(config: Settings, stale: list[OutboxRecord], now: float) -> PublishReport:
+    """Publish unsent records the stream publisher did not finish, archiving each once.
+
+    - never claimed (the publisher is late, or died before claiming): claimed and published
+      as the stream publisher does; if the publisher comes later, its claim loses;
+    - claimed less than the sweep grace ago: a live publisher's; left alone;
+    - archived by its claimant, whose publish failed (SNS down): published again;
+    - claimed, expired, not known to be archived (the claimant died between claiming and
+      marking sent): archived again at the same position, which holds the same event or
+      nothing, while that position is young enough not to be taken for a hole; after half
+      the hole grace, at a new position, counted in the archive's ``rearchived``.
+    """
+    report = PublishReport()
+    unclaimed: list[OutboxRecord] = []
+    replace: list[OutboxRecord] = []
+    archived: list[ArchivedEvent] = []
+    refill: list[ArchivedEvent] = []
+    for record in stale:
+        if record.position is None or record.claimed_at is None:
+            unclaimed.append(record)
+            continue
+        age = now - record.claimed_at
+        if record.archived:
+            archived.append(_archived(record, record.position, now))
+        elif age < config.sweep_grace_seconds:
+            report.left_to_live_publishers += 1
+        elif age < config.hole_grace_seconds / 2:
+            refill.append(_archived(record, record.position, now))
+        else:
+            replace.append(record)
+    archive.record(config, refill)
+    report.republished = len(archived) + len(refill)
+    report.rearchived = len(replace)
+    events = (
+        _claim_and_archive(config, unclaimed, report, replace=False)
+        + _claim_and_archive(config, replace, report, replace=True)
+        + archived
+        + refill
     )
+    _publish_and_mark(config, events, report, archived={e.event_id for e in archived})
+    if replace:
+        logger.warning(
+            "rearchived records whose publisher died between claiming and marking sent",
+            count=len(replace),
+        )
+        metrics.publish(config, names.REARCHIVED_METRIC, len(replace), MetricUnit.Count)
+    return report
 
 
 @bp.on_dynamodb_record(
@@ -138,7 +223,9 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
                 reason=str(error),
             )
             unreadable.append({"itemIdentifier": record.sequence_number})
-    archive_and_publish(settings.load(), [r for r in fresh if not r.sent])
+    report = publish_new(settings.load(), [r for r in fresh if not r.sent])
+    if report.claimed_elsewhere:
+        logger.info("records already claimed: left to their publisher", **report.model_dump())
     return {"batchItemFailures": unreadable}
 
 
@@ -147,9 +234,9 @@ def sweep_unsent(event: CloudWatchEvent) -> dict[str, Any]:
     """Republish records that stayed unsent longer than the grace period (broker outage)."""
     config = settings.load()
     table = config.table(names.OUTBOX_TABLE)
-    cutoff = datetime.now(UTC) - timedelta(seconds=config.sweep_grace_seconds)
-    stale = outbox.unsent(table, cutoff)
-    report = archive_and_publish(config, stale)
+    now = datetime.now(UTC)
+    stale = outbox.unsent(table, now - timedelta(seconds=config.sweep_grace_seconds))
+    report = sweep(config, stale, now.timestamp())
     if stale:
         logger.info("swept unsent outbox records", **report.model_dump())
     metrics.publish(
