@@ -2,8 +2,8 @@
 
 ``write`` commits the service's own operations plus one outbox record per event with
 ``sent = false``, atomically. The publisher (``functions.publisher``) sees the record on the
-outbox table's stream, claims it (``claim``: its archive position stored on the record, on the
-condition that no publisher claimed it before), archives and publishes it, and flips ``sent``.
+outbox table's stream, claims it (``claim``: a claim time stored on the record, on the condition
+that no live publisher claimed it before), archives and publishes it, and flips ``sent``.
 Nothing else publishes. An unsent record also carries ``unsent``, the key of a sparse index, so
 the sweeper finds the records that stayed unsent without a scan; flipping ``sent`` removes it.
 """
@@ -39,11 +39,9 @@ class OutboxRecord(BaseModel):
     created_at: str
     unsent: str | None = None
     position: int | None = None
-    """The archive position of the publisher that claimed the record (``claim``)."""
+    """The archive position, kept once a publish attempt archived the event but SNS failed."""
     claimed_at: float | None = None
-    """When it was claimed: a claim younger than the sweep grace is a live publisher's."""
-    archived: bool = False
-    """The claimant archived it at ``position`` but SNS failed: republish, do not re-archive."""
+    """When a publisher claimed it: a claim younger than the sweep grace is a live one's."""
 
     @classmethod
     def new(cls, event: Event) -> "OutboxRecord":
@@ -108,32 +106,20 @@ def mark_sent(table: str, event_id: str) -> None:
         )
 
 
-class Claim(BaseModel):
-    """Take record ``event_id`` for archiving at ``position``.
-
-    ``previous`` is None for a record nobody claimed yet; otherwise the position of an
-    expired claim this one replaces (the sweeper's rescue of a dead publisher's record).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    event_id: str
-    position: int
-    previous: int | None = None
-
-
-def _claim_operation(table: str, claim: Claim, now: float) -> dict[str, Any]:
-    condition = "attribute_exists(#id) AND sent = :false AND " + (
-        "attribute_not_exists(#position)" if claim.previous is None else "#position = :previous"
-    )
-    values: dict[str, Any] = {":position": claim.position, ":now": now, ":false": False}
-    if claim.previous is not None:
-        values[":previous"] = claim.previous
+def _claim_operation(table: str, record: OutboxRecord, now: float) -> dict[str, Any]:
+    """Claim ``record`` if it is as read: unsent, not archived, and claimed as it was then."""
+    values: dict[str, Any] = {":now": now, ":false": False}
+    condition = "attribute_exists(#id) AND sent = :false AND attribute_not_exists(#position) AND "
+    if record.claimed_at is None:
+        condition += "attribute_not_exists(claimed_at)"
+    else:
+        condition += "claimed_at = :previous"
+        values[":previous"] = record.claimed_at
     return {
         "Update": {
             "TableName": table,
-            "Key": to_item({names.OUTBOX_KEY: claim.event_id}),
-            "UpdateExpression": "SET #position = :position, claimed_at = :now REMOVE archived",
+            "Key": to_item({names.OUTBOX_KEY: record.event_id}),
+            "UpdateExpression": "SET claimed_at = :now",
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#id": names.OUTBOX_KEY, "#position": "position"},
             "ExpressionAttributeValues": to_item(values),
@@ -141,16 +127,17 @@ def _claim_operation(table: str, claim: Claim, now: float) -> dict[str, Any]:
     }
 
 
-def claim(table: str, claims: Iterable[Claim], now: float) -> set[str]:
+def claim(table: str, records: Iterable[OutboxRecord], now: float) -> set[str]:
     """Claim records for archiving; the event ids won. One transaction per 100 records.
 
-    A record another publisher claimed first (or that is sent) is lost to this one; a
-    transaction cancelled for that is retried without the lost records. What a conflicting
-    transaction kept from being claimed after ``CLAIM_ATTEMPTS`` stays unclaimed: the sweeper
-    takes it later.
+    A record is won if it is still as this publisher read it: never claimed (or, for the
+    sweeper's rescue of a dead publisher's record, claimed at the same time as read). A record
+    another publisher claimed first, or that is sent, is lost to this one; a transaction
+    cancelled for that is retried without the lost records. What conflicting transactions kept
+    from being claimed after ``CLAIM_ATTEMPTS`` stays unclaimed: the sweeper takes it later.
     """
     won: set[str] = set()
-    pending = list(claims)
+    pending = list(records)
     client = aws.client("dynamodb")
     for start in range(0, len(pending), MAX_TRANSACTION):
         chunk = pending[start : start + MAX_TRANSACTION]
@@ -159,7 +146,7 @@ def claim(table: str, claims: Iterable[Claim], now: float) -> set[str]:
                 break
             try:
                 client.transact_write_items(
-                    TransactItems=[_claim_operation(table, c, now) for c in chunk]
+                    TransactItems=[_claim_operation(table, r, now) for r in chunk]
                 )
             except ClientError as error:
                 if not is_cancelled(error):
@@ -167,9 +154,9 @@ def claim(table: str, claims: Iterable[Claim], now: float) -> set[str]:
                 codes = cancellation_codes(error)
                 if len(codes) != len(chunk):
                     raise
-                chunk = [c for c, code in zip(chunk, codes, strict=True) if code != _FAILED]
+                chunk = [r for r, code in zip(chunk, codes, strict=True) if code != _FAILED]
                 continue
-            won |= {c.event_id for c in chunk}
+            won |= {r.event_id for r in chunk}
             break
     return won
 
@@ -179,20 +166,17 @@ def record_from_image(image: Item) -> OutboxRecord:
     return OutboxRecord.model_validate(from_item(image))
 
 
-def mark_archived(table: str, event_id: str, position: int) -> None:
-    """Note that the record is in the archive at ``position`` (its publish failed), so a
-    republish reuses the position without archiving it again, however late it comes."""
+def remember_position(table: str, event_id: str, position: int) -> None:
+    """Keep an archived-but-unpublished record's position, so a republish reuses it."""
     client = aws.client("dynamodb")
     with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
         client.update_item(
             TableName=table,
             Key=to_item({names.OUTBOX_KEY: event_id}),
-            UpdateExpression="SET archived = :true",
-            ConditionExpression="attribute_exists(#id) AND sent = :false AND #position = :position",
+            UpdateExpression="SET #position = :position",
+            ConditionExpression="attribute_exists(#id) AND sent = :false",
             ExpressionAttributeNames={"#id": names.OUTBOX_KEY, "#position": "position"},
-            ExpressionAttributeValues=to_item(
-                {":true": True, ":false": False, ":position": position}
-            ),
+            ExpressionAttributeValues=to_item({":position": position, ":false": False}),
         )
 
 

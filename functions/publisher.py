@@ -1,12 +1,12 @@
 """The outbox publisher: the outbox table's stream in, the archive and the events topic out.
 
-For each new outbox record it (1) allocates the batch's global positions, (2) claims each
-record at its position (the position stored on the outbox record, on the condition that no
-publisher claimed it first: one transaction per batch), (3) records the events it won in the
-archive, (4) publishes them to SNS (``PublishBatch``, ten at a time, with the event type and
-position as message attributes), and (5) flips each published record's ``sent`` flag.
-Archiving comes before publishing, so whatever a consumer misses is in the archive; claiming
-comes before archiving, so the sweeper and a late stream publisher never both archive a record.
+For each new outbox record it (1) claims the batch's records (a claim time stored on each, on
+the condition that no publisher claimed it first: one transaction per batch), (2) allocates
+global positions for the records won, (3) records their events in the archive, (4) publishes
+them to SNS (``PublishBatch``, ten at a time, with the event type and position as message
+attributes), and (5) flips each published record's ``sent`` flag. Archiving comes before
+publishing, so whatever a consumer misses is in the archive; claiming comes before archiving,
+so the sweeper and a late stream publisher never both archive a record.
 
 If SNS fails, the records stay unsent and the handler returns normally: the stream shard is
 not blocked by retrying, and the scheduled sweeper republishes them once SNS is back, at the
@@ -39,13 +39,13 @@ class PublishReport(BaseModel):
     failed: int = 0
     """SNS refused them: they stay unsent, and the sweeper publishes them again."""
     claimed_elsewhere: int = 0
-    """Another publisher claimed them first: left to it (their allocated positions are holes)."""
+    """Another publisher claimed them first (or they were sent meanwhile): left to it."""
     left_to_live_publishers: int = 0
     """Sweeper: claimed less than the sweep grace ago by a publisher that may still finish."""
     republished: int = 0
-    """Sweeper: published again at the position they were claimed at (not archived again)."""
+    """Sweeper: published again from the position they were archived at, not archived again."""
     rearchived: int = 0
-    """Sweeper: archived at a new position after an expired claim: possibly a second copy."""
+    """Sweeper: archived after their publisher died holding the claim: perhaps a second copy."""
 
 
 def stream_arn(prefix: str) -> str:
@@ -101,43 +101,43 @@ def _archived(record: OutboxRecord, position: int, now: float) -> ArchivedEvent:
 
 
 def _claim_and_archive(
-    config: Settings, records: list[OutboxRecord], report: PublishReport, *, replace: bool
+    config: Settings, records: list[OutboxRecord], report: PublishReport, *, rescue: bool
 ) -> list[ArchivedEvent]:
-    """Allocate positions, claim the records at them, archive the ones won.
+    """Claim the records, allocate positions for the ones won, archive them.
 
-    ``replace``: the records hold expired claims (a dead publisher's); each new claim is
-    conditional on the old position still being there, and counts as rearchived.
+    Claiming first, a record another publisher holds costs no position (no hole). ``rescue``:
+    the records hold a dead publisher's expired claim, which may have archived them already;
+    they are counted on the archive's counter as ``rearchived``.
     """
     if not records:
         return []
-    positions = archive.allocate(config, len(records), rearchived=len(records) if replace else 0)
+    won = outbox.claim(config.table(names.OUTBOX_TABLE), records, datetime.now(UTC).timestamp())
+    claimed = [record for record in records if record.event_id in won]
+    report.claimed_elsewhere += len(records) - len(claimed)
+    if not claimed:
+        return []
+    positions = archive.allocate(config, len(claimed), rearchived=len(claimed) if rescue else 0)
     now = datetime.now(UTC).timestamp()  # after allocating: archived_at bounds allocation time
-    claims = [
-        outbox.Claim(event_id=r.event_id, position=p, previous=r.position if replace else None)
-        for p, r in zip(positions, records, strict=True)
-    ]
-    won = outbox.claim(config.table(names.OUTBOX_TABLE), claims, now)
-    events = [
-        _archived(r, p, now) for p, r in zip(positions, records, strict=True) if r.event_id in won
-    ]
+    events = [_archived(r, p, now) for p, r in zip(positions, claimed, strict=True)]
     archive.record(config, events)
-    report.claimed_elsewhere += len(records) - len(events)
+    if rescue:
+        report.rearchived += len(events)
     return events
 
 
 def _publish_and_mark(
-    config: Settings, events: list[ArchivedEvent], report: PublishReport, *, archived: set[str]
+    config: Settings, events: list[ArchivedEvent], report: PublishReport, *, known: set[str]
 ) -> None:
-    """Publish archived events and flip ``sent`` of the published ones; note the rest as
-    archived (unless ``archived`` already says so) so that a republish reuses their position."""
+    """Publish archived events, flip ``sent`` of the published ones, and keep the position of
+    the others (unless ``known`` has it already), so that a republish does not archive again."""
     published = publish(config.topic_arn, events)
     table = config.table(names.OUTBOX_TABLE)
     for event in published:
         outbox.mark_sent(table, event.event_id)
     done = {event.event_id for event in published}
     for event in events:
-        if event.event_id not in done and event.event_id not in archived:
-            outbox.mark_archived(table, event.event_id, event.position)
+        if event.event_id not in done and event.event_id not in known:
+            outbox.remember_position(table, event.event_id, event.position)
     report.records += len(events)
     report.published += len(published)
     report.failed += len(events) - len(published)
@@ -146,57 +146,46 @@ def _publish_and_mark(
 def publish_new(config: Settings, records: list[OutboxRecord]) -> PublishReport:
     """Claim, archive, publish and mark sent records nobody claimed yet (the stream's)."""
     report = PublishReport()
-    events = _claim_and_archive(config, records, report, replace=False)
-    _publish_and_mark(config, events, report, archived=set())
+    events = _claim_and_archive(config, records, report, rescue=False)
+    _publish_and_mark(config, events, report, known=set())
     return report
 
 
 def sweep(config: Settings, stale: list[OutboxRecord], now: float) -> PublishReport:
-    """Publish unsent records the stream publisher did not finish, archiving each once.
+    """Publish the unsent records the stream publisher did not finish, archiving each once.
 
-    - never claimed (the publisher is late, or died before claiming): claimed and published
-      as the stream publisher does; if the publisher comes later, its claim loses;
-    - claimed less than the sweep grace ago: a live publisher's; left alone;
-    - archived by its claimant, whose publish failed (SNS down): published again;
-    - claimed, expired, not known to be archived (the claimant died between claiming and
-      marking sent): archived again at the same position, which holds the same event or
-      nothing, while that position is young enough not to be taken for a hole; after half
-      the hole grace, at a new position, counted in the archive's ``rearchived``.
+    - archived (a position kept after SNS failed): published again from that position;
+    - never claimed (the stream publisher is late): claimed and published as the stream
+      publisher does; when the stream publisher gets there, its claim loses;
+    - claimed less than the sweep grace ago: a live publisher's; left to it;
+    - claimed longer ago and not archived-and-kept: the claimant died between claiming and
+      marking sent, perhaps after archiving. Claimed again (if still claimed as read) and
+      archived at a new position: the one case where an event may be archived twice, counted
+      in the archive's ``rearchived``, logged, and published as a metric.
     """
     report = PublishReport()
-    unclaimed: list[OutboxRecord] = []
-    replace: list[OutboxRecord] = []
-    archived: list[ArchivedEvent] = []
-    refill: list[ArchivedEvent] = []
+    kept = [_archived(r, r.position, now) for r in stale if r.position is not None]
+    unclaimed = [r for r in stale if r.position is None and r.claimed_at is None]
+    expired: list[OutboxRecord] = []
     for record in stale:
-        if record.position is None or record.claimed_at is None:
-            unclaimed.append(record)
-            continue
-        age = now - record.claimed_at
-        if record.archived:
-            archived.append(_archived(record, record.position, now))
-        elif age < config.sweep_grace_seconds:
-            report.left_to_live_publishers += 1
-        elif age < config.hole_grace_seconds / 2:
-            refill.append(_archived(record, record.position, now))
-        else:
-            replace.append(record)
-    archive.record(config, refill)
-    report.republished = len(archived) + len(refill)
-    report.rearchived = len(replace)
+        if record.position is None and record.claimed_at is not None:
+            if now - record.claimed_at < config.sweep_grace_seconds:
+                report.left_to_live_publishers += 1
+            else:
+                expired.append(record)
+    report.republished = len(kept)
     events = (
-        _claim_and_archive(config, unclaimed, report, replace=False)
-        + _claim_and_archive(config, replace, report, replace=True)
-        + archived
-        + refill
+        kept
+        + _claim_and_archive(config, unclaimed, report, rescue=False)
+        + _claim_and_archive(config, expired, report, rescue=True)
     )
-    _publish_and_mark(config, events, report, archived={e.event_id for e in archived})
-    if replace:
+    _publish_and_mark(config, events, report, known={e.event_id for e in kept})
+    if report.rearchived:
         logger.warning(
-            "rearchived records whose publisher died between claiming and marking sent",
-            count=len(replace),
+            "rescued records whose publisher died after claiming them: archived again",
+            rearchived=report.rearchived,
         )
-        metrics.publish(config, names.REARCHIVED_METRIC, len(replace), MetricUnit.Count)
+        metrics.publish(config, names.REARCHIVED_METRIC, report.rearchived, MetricUnit.Count)
     return report
 
 

@@ -12,8 +12,9 @@ positions above the view's watermark.
 
 When the writes stop it waits, at most ``--converge-timeout`` seconds, until ``GET /posts``
 shows every post and comment it created, each comment with the moderation verdict; then it
-prints a JSON summary (``writes``, ``throughput_per_s``, ``largest_backlog``, ``lost``, ...).
-It exits 1 if anything was lost.
+counts the archive (records against distinct event ids: 1.00 when each event is archived once)
+and prints a JSON summary (``writes``, ``throughput_per_s``, ``largest_backlog``, ``lost``,
+``archive``, ...). It exits 1 if anything was lost.
 
 Only loopback is allowed (127.0.0.1, localhost, ::1), for the API and for the emulated AWS
 (``--aws-port``, default ``AWS_PORT`` or 5000; the runner's control API is on the next port).
@@ -142,6 +143,8 @@ class Summary:
     converged_after_s: float | None
     lost: int
     not_moderated: int
+    archive: dict[str, Any]
+    """``records``, ``distinct_events``, ``ratio`` (records / distinct) and ``rearchived``."""
 
 
 class Operations:
@@ -175,6 +178,13 @@ class Operations:
         [query] = [c for c in ops.status(self._consumers).consumers if c.consumer == "query"]
         lag = query.archive_head - (query.watermark or 0)
         return Sample(round(time.monotonic() - started, 2), query.queue_depth, lag)
+
+    def archive_census(self) -> dict[str, Any]:
+        """The whole archive counted: each event should be there once (ratio 1.00)."""
+        from functions import archive, settings
+
+        census = archive.census(settings.load())
+        return {**census.model_dump(), "ratio": round(census.ratio, 4)}
 
 
 @dataclass
@@ -293,6 +303,7 @@ def run(plan: Plan, log: Any = sys.stderr) -> Summary:
         converged_after_s=converged_after,
         lost=lost,
         not_moderated=not_moderated,
+        archive=operations.archive_census(),
     )
 
 
