@@ -200,6 +200,8 @@ class Plan:
     sample_every: float = 0.5
     converge_timeout: float = 60.0
     seed: int = 7
+    max_writes: int | None = None
+    """Stop after this many writes even before ``seconds`` (the drain benchmark's 2,000)."""
 
 
 def write_once(api: Api, written: Written, rng: random.Random, serial: int) -> None:
@@ -244,6 +246,8 @@ def run(plan: Plan, log: Any = sys.stderr) -> Summary:
         while bucket.take(deadline, stop):
             with serial_lock:
                 serial = next(serials)
+            if plan.max_writes is not None and serial > plan.max_writes:
+                return
             try:
                 write_once(api, written, rng, serial)
             except Exception as error:  # refused, reset, timed out, an odd answer: count it
