@@ -10,7 +10,7 @@ the sweeper finds the records that stayed unsent without a scan; flipping ``sent
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -216,7 +216,24 @@ def oldest_unsent_age(table: str) -> float:
 
 
 def oldest_unsent(table: str) -> tuple[int, datetime | None]:
-    """How many records are unsent, and when the oldest was created."""
-    records = unsent(table, datetime.now(UTC), limit=10_000)
-    oldest = datetime.fromisoformat(records[0].created_at) if records else None
-    return len(records), oldest
+    """How many records are unsent, and when the oldest was created.
+
+    Counted with ``Select=COUNT``: no record is returned, so a backlog of thousands (a status
+    sampled every second during a burst) costs no transfer of them.
+    """
+    pages = (
+        aws.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            IndexName=names.OUTBOX_UNSENT_INDEX,
+            KeyConditionExpression="#unsent = :unsent",
+            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
+            ExpressionAttributeValues=to_item({":unsent": UNSENT}),
+            Select="COUNT",
+        )
+    )
+    count = sum(int(page["Count"]) for page in pages)
+    if not count:
+        return 0, None
+    return count, datetime.now(UTC) - timedelta(seconds=oldest_unsent_age(table))
