@@ -3,11 +3,12 @@ history, a burst, a drain, with the archive counted.
 
 Starts ``python -m emulator dev`` (what ``make dev`` runs) on free loopback ports, then:
 
-1. **Floor**: the AWS calls one post makes on its way to the view (the write transaction, the
-   stream read, the claim, the position, the archive write, the publish, the mark-sent, the
-   receive, the pointer read, the view and seen writes, the delete, and the read back), made
-   back to back with boto3 against the same emulator, on scratch resources of the same shape.
-   No poll waits, no handler code: what the pipeline cannot beat on this emulator.
+1. **Floor**, alternating with step 2's posts so that both see the same machine load: the
+   AWS calls one post makes on its way to the view (the write transaction, the stream read,
+   the claim, the position, the archive write, the publish, the mark-sent, the receive, the
+   pointer read, the view and seen writes, the delete, and the read back), made back to back
+   with boto3 against the same emulator, on scratch resources of the same shape. No poll
+   waits, no handler code: what the pipeline cannot beat on this emulator.
 2. **Latency, fresh**: ``POST /posts`` until ``GET /posts/{id}`` shows it, one at a time; and a
    comment's moderation round trip (``POST`` a comment until it shows ``approved``).
 3. **Burst**: ``load.generator`` at 50 writes/s for 60 s (posts and comments, a quarter of the
@@ -41,18 +42,16 @@ from benchmarks.local_latency import LocalStack, create_post, local_stack, stack
 
 NAME = "hold_under_load"
 FULL: dict[str, Any] = {
-    "latency_writes": 100,
+    "rounds": 100,
     "comments": 30,
-    "floor_rounds": 100,
     "burst_rate": 50.0,
     "burst_seconds": 60.0,
     "drain_writes": 2000,
     "after_drain_posts": 20,
 }
 QUICK: dict[str, Any] = {
-    "latency_writes": 5,
+    "rounds": 5,
     "comments": 2,
-    "floor_rounds": 5,
     "burst_rate": 5.0,
     "burst_seconds": 3.0,
     "drain_writes": 20,
@@ -187,8 +186,12 @@ def scratch(client: Callable[[str], Any]) -> Iterator[dict[str, Any]]:
         sqs.delete_queue(QueueUrl=queue)
 
 
-def floor(stack: LocalStack, rounds: int) -> list[float]:
-    """One post's AWS calls, back to back, ``rounds`` times: seconds per round."""
+def floor(stack: LocalStack, rounds: int, between: Callable[[], None]) -> list[float]:
+    """One post's AWS calls, back to back, ``rounds`` times: seconds per round.
+
+    ``between`` runs after each round (one latency measurement): interleaved, the floor and
+    the latency see the same machine load, which drifts on a shared machine.
+    """
     with stack_client(stack):
         from functions import aws
 
@@ -264,6 +267,7 @@ def floor(stack: LocalStack, rounds: int) -> list[float]:
                     ExpressionAttributeValues={":pk": {"S": "v1"}, ":post": {"S": f"{key}#"}},
                 )
                 seconds.append(time.perf_counter() - started)
+                between()
             return seconds
 
 
@@ -290,6 +294,13 @@ class _Log:
         log(text.rstrip())
 
 
+def paired(stack: LocalStack, rounds: int, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(floor, POST → visible), ``rounds`` of each, alternating."""
+    posts: list[float] = []
+    floors = floor(stack, rounds, lambda: posts.extend(post_latency(stack, 1, tag)))
+    return summary(floors), summary(posts)
+
+
 def measure(sizes: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"sizes": sizes, "load_average": {}}
     with local_stack() as stack:
@@ -297,9 +308,8 @@ def measure(sizes: dict[str, Any]) -> dict[str, Any]:
         post_latency(stack, 3, "warm-up")
         load = result["load_average"]
         load["start"] = load_average()
-        result["floor_fresh"] = summary(floor(stack, sizes["floor_rounds"]))
+        result["floor_fresh"], result["post_fresh"] = paired(stack, sizes["rounds"], "fresh")
         log(f"floor p50 {result['floor_fresh']['p50'] * 1000:.1f} ms")
-        result["post_fresh"] = summary(post_latency(stack, sizes["latency_writes"], "fresh"))
         result["comment_fresh"] = summary(comment_latency(stack, sizes["comments"], "fresh"))
         log(
             f"fresh: post p50 {result['post_fresh']['p50'] * 1000:.1f} ms, comment round trip "
@@ -311,7 +321,7 @@ def measure(sizes: dict[str, Any]) -> dict[str, Any]:
             stack,
             rate=sizes["burst_rate"],
             seconds=sizes["burst_seconds"],
-            converge_timeout=300.0,
+            converge_timeout=240.0,
         )
         log(f"burst: visible {result['burst']['converged_after_s']} s after the last write")
         log(f"drain: {sizes['drain_writes']} writes as fast as the API takes them")
@@ -320,16 +330,15 @@ def measure(sizes: dict[str, Any]) -> dict[str, Any]:
             rate=200.0,
             seconds=600.0,
             max_writes=sizes["drain_writes"],
-            converge_timeout=600.0,
+            converge_timeout=240.0,
         )
         log(f"drain: visible {result['drain']['converged_after_s']} s after the last write")
         result["after_drain"] = summary(
             post_latency(stack, sizes["after_drain_posts"], "after the drain")
         )
         result["history_events"] = result["drain"]["archive"]["distinct_events"]
-        result["post_history"] = summary(post_latency(stack, sizes["latency_writes"], "history"))
+        result["floor_history"], result["post_history"] = paired(stack, sizes["rounds"], "history")
         result["comment_history"] = summary(comment_latency(stack, sizes["comments"], "history"))
-        result["floor_history"] = summary(floor(stack, sizes["floor_rounds"]))
         load["end"] = load_average()
         log(
             f"after {result['history_events']} events: post p50 "

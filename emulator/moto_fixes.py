@@ -16,7 +16,7 @@ sorting that again: a query's cost follows the table's size, not the items it re
 archive's bucket reads and the view's one-post reads slow down as history grows. The fix hands
 moto's own query code only the candidates: the one partition of a table query, or, for an
 index, the items carrying the index's hash key value; moto then sorts, pages, filters and
-projects them exactly as before.
+projects them exactly as before, under the lock the writes hold (moto reads live items).
 
 See tests/integration/test_moto_fixes.py for each defect and its fix.
 """
@@ -207,8 +207,13 @@ def _has(item: Item, name: str, value: DynamoType) -> bool:
     return attribute is not None and bool(attribute == value)
 
 
+@_locked
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
-    """moto's Table.query over the partition (or index key) asked for, not the whole table."""
+    """moto's Table.query over the partition (or index key) asked for, not the whole table.
+
+    Under the writes' lock: moto reads the live items, and a write between its filtering and
+    its paging (say, a flag the index key is removed from) made it fail with a 500.
+    """
     original = _originals["query"]
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
     candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))

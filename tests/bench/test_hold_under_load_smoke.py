@@ -16,4 +16,4 @@ def test_hold_under_load_smoke(tmp_path: Path) -> None:
         assert (result["lost"], result["converged"]) == (0, True)
         census = result["archive"]
         assert census["records"] == census["distinct_events"] > 0, "each event archived once"
-    assert document["floor_fresh"]["n"] == hold_under_load.QUICK["floor_rounds"]
+    assert document["floor_fresh"]["n"] == hold_under_load.QUICK["rounds"]
