@@ -44,7 +44,6 @@ ARCHIVE_SEGMENT_PREFIX: Final = "segments/"
 METRIC_NAMESPACE: Final = "Blog"
 METRIC_DIMENSION: Final = "Stage"
 OLDEST_UNSENT_METRIC: Final = "OldestUnsentOutboxAgeSeconds"
-REARCHIVED_METRIC: Final = "RearchivedEvents"
 QUERY_LAG_METRIC: Final = "QueryLagPositions"
 
 # SNS message attributes: the event type (for subscription filter policies) and the event's

@@ -30,6 +30,8 @@ from functions.settings import Settings
 bp = Blueprint(__name__)
 logger = Logger(service="publisher")
 SNS_BATCH = 10
+REARCHIVED_METRIC = "RearchivedEvents"
+"""Events the sweeper archived again after their publisher died holding the claim."""
 
 
 class PublishReport(BaseModel):
@@ -185,7 +187,7 @@ def sweep(config: Settings, stale: list[OutboxRecord], now: float) -> PublishRep
             "rescued records whose publisher died after claiming them: archived again",
             rearchived=report.rearchived,
         )
-        metrics.publish(config, names.REARCHIVED_METRIC, report.rearchived, MetricUnit.Count)
+        metrics.publish(config, REARCHIVED_METRIC, report.rearchived, MetricUnit.Count)
     return report
 
 
