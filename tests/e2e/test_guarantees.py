@@ -280,5 +280,5 @@ def test_a_rebuild_catches_up_what_was_archived_while_it_read_the_history(
     report = recovery.rebuild(settings.load(), write_while_reading)
     # THEN the new version holds it, through the rebuild's own catch-up
     assert written
-    assert report.catch_up.recovered == 1
     assert titles(api) == ["before 0", "before 1", "during the rebuild"]
+    assert report.catch_up.recovered == 1
