@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from chalice.app import Chalice
@@ -126,6 +125,8 @@ class Emulator:
 def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
     """``chalice local --stage local`` in its own process group, pointed at the emulator.
 
+    It runs through ``emulator.chalice_server``, whose server takes a client that hung up
+    (a browser dropping a request) as a normal disconnect rather than printing a traceback.
     ``AWS_PORT`` tells the local operations endpoints (``emulator/ops_api.py``) where the
     runner's control API is (``AWS_PORT + 1``).
     """
@@ -138,17 +139,15 @@ def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
     }
     return subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
         [
-            str(Path(sys.executable).parent / "chalice"),
-            "local",
+            sys.executable,
+            "-m",
+            "emulator.chalice_server",
             "--stage",
             STAGE,
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            # The runner in the emulator process imports the same code and would not reload
-            # with it; one restart of `make dev` picks up changes everywhere at once.
-            "--no-autoreload",
         ],
         cwd=ROOT,
         env=environment,

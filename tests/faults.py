@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
+
 from functions import aws
 
 
@@ -37,3 +39,59 @@ def failing(
         yield failed
     finally:
         client.meta.events.unregister(event, fail)
+
+
+Entry = dict[str, Any]
+
+
+@contextmanager
+def failing_entries(
+    when: Callable[[Entry], bool], times: int | None = None
+) -> Iterator[list[Entry]]:
+    """Make SNS report chosen ``PublishBatch`` entries under ``Failed``, undelivered, as it
+    does for an entry it throttled or refused; the rest of the batch is published for real.
+
+    ``when`` picks entries (``times`` of them, or all it matches). Yields the failed entries.
+    A call whose every entry fails does not reach SNS at all.
+    """
+    failed: list[Entry] = []
+    in_flight: list[Entry] = []  # the entries taken out of the call being made
+    nothing_kept: list[bool] = []  # whether that call kept no entry
+    client = aws.client("sns")
+
+    def take_out(params: dict[str, Any], **_: Any) -> None:
+        kept: list[Entry] = []
+        for entry in params["PublishBatchRequestEntries"]:
+            if when(entry) and (times is None or len(failed) < times):
+                failed.append(entry)
+                in_flight.append(entry)
+            else:
+                kept.append(entry)
+        nothing_kept[:] = [not kept]
+        if kept:  # SNS refuses an empty batch: with nothing kept, `answer_alone` answers
+            params["PublishBatchRequestEntries"] = kept
+
+    def answer_alone(**_: Any) -> Any:
+        if not nothing_kept or not nothing_kept[0]:
+            return None
+        return AWSResponse("https://sns.invalid", 200, {}, None), {"Successful": []}
+
+    def report_failed(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.setdefault("Failed", []).extend(
+            {"Id": e["Id"], "Code": "InternalError", "Message": "injected", "SenderFault": False}
+            for e in in_flight
+        )
+        in_flight.clear()
+
+    hooks = [
+        ("provide-client-params.sns.PublishBatch", take_out),
+        ("before-call.sns.PublishBatch", answer_alone),
+        ("after-call.sns.PublishBatch", report_failed),
+    ]
+    for event, hook in hooks:
+        client.meta.events.register(event, hook)
+    try:
+        yield failed
+    finally:
+        for event, hook in hooks:
+            client.meta.events.unregister(event, hook)

@@ -50,3 +50,24 @@ def receive_all(name: str) -> list[dict[str, Any]]:
         if not batch:
             return messages
         messages += batch
+
+
+def peek_bodies(name: str) -> list[str]:
+    """The bodies of every message in a queue, left in it (made visible again at once)."""
+    sqs, url = aws.client("sqs"), queue_url(name)
+    seen = receive_all(name)
+    for start in range(0, len(seen), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(seen[start : start + 10])
+            ],
+        )
+    return [m["Body"] for m in seen]
+
+
+def writes_table(params: dict[str, Any], table: str) -> bool:
+    """Whether a PutItem or TransactWriteItems call's parameters write ``table``."""
+    items = [next(iter(item.values())) for item in params.get("TransactItems", [])]
+    return table in {params.get("TableName"), *(item.get("TableName") for item in items)}

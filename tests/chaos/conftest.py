@@ -25,6 +25,10 @@ class Tally:
     operations: Counter[str] = field(default_factory=Counter)
     events_lost: int = 0
     duplicates_visible: int = 0
+    archive_records: int = 0
+    distinct_events: int = 0
+    """Archive records and the distinct event ids among them, summed over the scenarios: a
+    republished event (a publisher crash, a batch SNS failed in part) is archived again."""
     seconds: float = 0.0
     """Time spent in finished scenarios, setup and checks included."""
 
@@ -40,6 +44,11 @@ class Tally:
             "operations": dict(sorted(self.operations.items())),
             "events_lost": self.events_lost,
             "duplicates_visible": self.duplicates_visible,
+            "archive_records": self.archive_records,
+            "distinct_event_ids": self.distinct_events,
+            "archive_records_per_event": round(self.archive_records / self.distinct_events, 3)
+            if self.distinct_events
+            else None,
             "seconds": round(self.seconds, 1),
         }
 
@@ -63,4 +72,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"operations: {operations or 'none'}")
     terminalreporter.write_line(f"events lost: {totals['events_lost']} (must be 0)")
     terminalreporter.write_line(f"duplicates visible: {totals['duplicates_visible']} (must be 0)")
+    terminalreporter.write_line(
+        "archive records / distinct event ids: "
+        f"{totals['archive_records']} / {totals['distinct_event_ids']}"
+        f" = {totals['archive_records_per_event']}"
+    )
     terminalreporter.write_line(f"written to {TOTALS_FILE.relative_to(ROOT)}")

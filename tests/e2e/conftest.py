@@ -3,6 +3,10 @@
 ``local_stack`` starts ``python -m emulator dev`` (what ``make dev`` runs after installing) on
 free loopback ports in its own process group, once per test module; it stops it with Ctrl+C
 (SIGINT) and checks that no process of it is left and that nothing logged a traceback.
+
+Start-up takes a few seconds on an idle machine and much longer on a loaded one, so the
+fixture waits in proportion to the machine (``startup_budget``) while the stack is alive, and
+a stack that died or never answered fails with the end of its stderr.
 """
 
 import logging
@@ -11,13 +15,16 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
 import pytest
 
-from emulator.local import free_aws_port, free_port, wait_for_http
+from emulator.local import free_aws_port, free_port
 from emulator.template import ROOT
 from functions import names
 
@@ -33,6 +40,45 @@ def _collect(stream: IO[bytes], into: list[bytes]) -> None:
     pipe never blocks it."""
     for line in stream:
         into.append(line)
+
+
+STARTUP_SECONDS = 60
+"""Start-up time allowed on an idle machine (it takes 5 to 10 s there)."""
+STARTUP_CEILING = 600
+"""However loaded the machine, a stack that has not answered by then is broken."""
+
+
+def startup_budget() -> float:
+    """``STARTUP_SECONDS`` scaled by how oversubscribed the CPUs are now (load per core)."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(STARTUP_CEILING, STARTUP_SECONDS * max(1.0, load))
+
+
+def _tail(errors: list[bytes], size: int = 4000) -> str:
+    return b"".join(errors).decode(errors="replace")[-size:]
+
+
+def wait_until_serving(stack: subprocess.Popen[bytes], url: str, errors: list[bytes]) -> None:
+    """Wait for ``url`` to answer while the stack is alive, for the current ``startup_budget``.
+
+    The budget is measured again on every try, so load that arrives during start-up extends it.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < startup_budget():
+        if stack.poll() is not None:
+            pytest.fail(
+                f"the stack exited with {stack.returncode} while starting:\n{_tail(errors)}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 (loopback only)
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.5)
+    waited = time.monotonic() - started
+    load = os.getloadavg()[0]
+    pytest.fail(f"{url} did not answer in {waited:.0f} s (load {load:.1f}):\n{_tail(errors)}")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +100,7 @@ def local_stack() -> Iterator[LocalStack]:
     reader = threading.Thread(target=_collect, args=(stack.stderr, errors), daemon=True)
     reader.start()
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/posts", timeout=90)
+        wait_until_serving(stack, f"http://127.0.0.1:{port}/posts", errors)
         yield LocalStack(f"http://127.0.0.1:{port}", aws_port)
     finally:
         os.killpg(stack.pid, signal.SIGINT)  # Ctrl+C
@@ -69,7 +115,7 @@ def local_stack() -> Iterator[LocalStack]:
     with pytest.raises(ProcessLookupError):
         os.killpg(stack.pid, 0)  # nothing of the stack's process group is left
     log = b"".join(errors)
-    assert b"Traceback" not in log, log.decode(errors="replace")[-2000:]
+    assert b"Traceback" not in log, _tail(errors)
 
 
 class Records(logging.Handler):
