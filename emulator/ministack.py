@@ -69,7 +69,7 @@ class MiniStack:
     def start(self, timeout: float = 60) -> None:
         if not self.executable.exists():
             raise MiniStackFailed(
-                f"{self.executable} is missing: run `make {VENV.name}` (or `make deploy-local`)"
+                f"{self.executable} is missing: `make deploy-local` and `make test` install it"
             )
         self.tmpdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(self.port), dir=scratch_root()))
         environment = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
