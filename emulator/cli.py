@@ -10,33 +10,46 @@
 
 A consumer name that does not exist is refused with exit code 2, and nothing is changed.
 
+With ``--stack NAME`` (before the command) the same commands operate a deployed stack, on AWS
+or on a local engine (``AWS_ENDPOINT_URL``): its resources are found from CloudFormation, the
+settings are the stack's functions' own, pausing disables the consumer's event source mapping,
+and catch-up, rebuild and replay run here against the stack's tables. A stack that does not
+exist, or is not this project's, is refused with exit code 2, and nothing is changed.
+
 AWS calls go to the emulator on ``AWS_PORT`` (default 5000); pausing and resuming a consumer
 goes to the runner's control API on ``AWS_PORT + 1``.
 """
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from emulator import ops
+from emulator import deployed, ops
 from emulator.config import stage_environment
 from emulator.control import ControlUnavailable, RemoteConsumers, control_url
 from emulator.local import STAGE, endpoint
 from emulator.moto_env import use_emulator
+from functions import aws
+from functions.settings import VARIABLES as settings_variables
 
 Consumer = Literal["moderation", "comments", "query"]
 Port = Annotated[int, Field(gt=0, lt=65535)]
+
+
+StackName = Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9]{0,127}$")]
 
 
 class _Arguments(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     aws_port: Port = 5000
+    stack: StackName | None = None
 
 
 class Status(_Arguments):
@@ -70,7 +83,12 @@ class Redrive(_Arguments):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="blog", description="Operate the local blog stack.")
+    parser = argparse.ArgumentParser(
+        prog="blog", description="Operate the local blog stack, or a deployed one (--stack)."
+    )
+    parser.add_argument(
+        "--stack", help="a deployed stack's name (AWS settings as usual, AWS_ENDPOINT_URL too)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="consumers, queues, watermarks, the outbox")
     status.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
@@ -169,15 +187,50 @@ def parse(argv: Sequence[str]) -> _Arguments:
         ) from error
 
 
+class Target(NamedTuple):
+    """Where the commands act: the pause switches and how a subscription is restored."""
+
+    consumers: ops.Consumers
+    restore: ops.Resubscribe
+
+
+def _local(aws_port: int) -> Target:
+    use_emulator(stage_environment(STAGE), endpoint(aws_port))
+    return Target(RemoteConsumers(control_url(aws_port)), ops.resubscribe)
+
+
+def _deployed(name: str) -> Target:
+    """A deployed stack: its resources from CloudFormation, its functions' own settings."""
+    resources = deployed.find(aws.client, name)
+    for function in resources.functions.values():
+        variables = (
+            aws.client("lambda")
+            .get_function_configuration(FunctionName=function)
+            .get("Environment", {})
+            .get("Variables", {})
+        )
+        for variable, value in variables.items():
+            if variable in settings_variables:
+                os.environ[variable] = value
+    os.environ.update(resources.environment())
+    return Target(
+        deployed.StackConsumers(aws.client, resources),
+        functools.partial(deployed.resubscribe, aws.client, resources),
+    )
+
+
 def run(argv: Sequence[str]) -> int:
     try:
         arguments = parse(argv)
+        target = _deployed(arguments.stack) if arguments.stack else _local(arguments.aws_port)
     except BadArguments as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return 2
-    use_emulator(stage_environment(STAGE), endpoint(arguments.aws_port))
-    consumers = RemoteConsumers(control_url(arguments.aws_port))
+    except (deployed.StackNotFound, deployed.NotThisProject) as error:
+        print(f"blog: {error}; nothing was changed", file=sys.stderr)
+        return 2
+    consumers = target.consumers
     match arguments:
         case Status(json_output=as_json):
             _print_status(ops.status(consumers), as_json)
@@ -185,11 +238,14 @@ def run(argv: Sequence[str]) -> int:
             ops.outage_start(consumers, consumer, mode)
             print(f"{consumer}: outage started ({mode})")
         case OutageEnd(consumer=consumer):
-            report = ops.outage_end(consumers, consumer)
+            report = ops.outage_end(
+                consumers, consumer, target.restore, _progress_bar(f"catching {consumer} up")
+            )
             print(f"{consumer}: outage ended")
             print(report.model_dump_json(indent=2))
         case CatchUp(consumer=consumer):
-            print(ops.catch_up(consumer).model_dump_json(indent=2))
+            report = ops.catch_up(consumer, _progress_bar(f"catching {consumer} up"))
+            print(report.model_dump_json(indent=2))
         case Rebuild(consumer=consumer):
             rebuilt = ops.rebuild(_progress_bar(f"rebuilding {consumer}"))
             print(rebuilt.model_dump_json(indent=2))
@@ -207,7 +263,8 @@ def main() -> None:
     except (ControlUnavailable, ops.PurgeRefused) as error:
         sys.exit(f"blog: {error}")
     except (BotoCoreError, ClientError) as error:
-        sys.exit(f"blog: the emulated AWS did not answer as expected ({error}); is `make dev` up?")
+        where = "is `make dev` up?" if "--stack" not in sys.argv else "check the AWS settings"
+        sys.exit(f"blog: AWS did not answer as expected ({error}); {where}")
 
 
 if __name__ == "__main__":

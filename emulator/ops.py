@@ -16,19 +16,31 @@ catch-up from the archive (``functions.subscriptions``), then resumes the consum
 consumer recovers this way; the scheduled catch-up would do the same within a minute.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from emulator import stack
-from emulator.control import Consumers
 from functions import archive, aws, names, outbox, settings, subscribers
 from functions.query import recovery
 from functions.subscribers import UnknownConsumer
 from functions.subscriptions import checkpoint, follower
 
 __all__ = ["MODES", "Mode", "UnknownConsumer"]
+
+
+class Consumers(Protocol):
+    """The consumers' on/off switches: the local runner's sources (its control API), or a
+    deployed stack's event source mappings (``emulator.deployed.StackConsumers``)."""
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def is_paused(self, name: str) -> bool: ...
+
 
 Mode = Literal["pause", "unsubscribe", "purge"]
 MODES: tuple[Mode, ...] = ("pause", "unsubscribe", "purge")
@@ -104,11 +116,20 @@ def resubscribe(consumer: str) -> bool:
     return True
 
 
-def outage_end(consumers: Consumers, consumer: str) -> follower.CatchUpReport:
+Resubscribe = Callable[[str], bool]
+"""Recreates a consumer's subscription if it is missing (the local stack's, or a deployed one's)."""
+
+
+def outage_end(
+    consumers: Consumers,
+    consumer: str,
+    restore: Resubscribe = resubscribe,
+    progress: follower.Progress | None = None,
+) -> follower.CatchUpReport:
     """Restore the subscription, catch the consumer up from the archive, resume it."""
     source = source_of(consumer)
-    resubscribe(consumer)
-    report = follower.catch_up(settings.load(), subscribers.by_name(consumer))
+    restore(consumer)
+    report = follower.catch_up(settings.load(), subscribers.by_name(consumer), progress=progress)
     if consumers.is_paused(source):
         consumers.resume(source)
     return report
@@ -171,8 +192,8 @@ def rebuild(progress: recovery.Progress | None = None) -> recovery.RebuildReport
     return recovery.rebuild(settings.load(), progress)
 
 
-def catch_up(consumer: str) -> follower.CatchUpReport:
-    return follower.catch_up(settings.load(), subscribers.by_name(consumer))
+def catch_up(consumer: str, progress: follower.Progress | None = None) -> follower.CatchUpReport:
+    return follower.catch_up(settings.load(), subscribers.by_name(consumer), progress=progress)
 
 
 def replay(consumer: str, from_position: int) -> follower.CatchUpReport:

@@ -13,6 +13,7 @@ so its first catch-up delivers the whole history: a durable subscription with de
 """
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -29,6 +30,9 @@ from functions.subscriptions.subscription import Subscription
 logger = Logger(service="subscriptions")
 CHUNK = 1000
 """Positions per catch-up step: the watermark is saved after each, so a long run resumes."""
+
+Progress = Callable[[int, int], None]
+"""Called with (positions done, positions in all) after each step."""
 
 
 class CatchUpReport(BaseModel):
@@ -63,7 +67,10 @@ def contiguous(start: int, covered: set[int]) -> int:
 
 
 def catch_up(
-    settings: Settings, subscription: Subscription, track: str | None = None
+    settings: Settings,
+    subscription: Subscription,
+    track: str | None = None,
+    progress: Progress | None = None,
 ) -> CatchUpReport:
     """Bring ``track`` (default: the first the live path writes) up to the archive head."""
     track = track or subscription.tracks(settings)[0]
@@ -94,6 +101,8 @@ def catch_up(
         above = [p for p in applied if p > after]
         if above:
             checkpoint.mark(settings, subscription, track, above)
+        if progress is not None:
+            progress(window.stop - 1 - before, head.position - before)
     folded = [p for p in marked if p <= after]
     if folded:
         checkpoint.forget(settings, subscription, track, folded)

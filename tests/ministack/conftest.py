@@ -31,6 +31,7 @@ from emulator.deploy_local import client_factory
 from emulator.local import free_port
 from emulator.runner import ClientFactory
 from emulator.template import ROOT
+from functions import names
 from functions.settings import VARIABLES
 
 STACK = "blog-ministack"
@@ -173,6 +174,8 @@ def lane(packaged: Path) -> Iterator[Lane]:
 
 
 def _prepare(client: ClientFactory, resources: deployed.Resources) -> None:
-    """The catch-up schedule is off: tests invoke the function, so a scheduled run can't race
-    their counts."""
-    client("events").disable_rule(Name=resources.physical_ids["QueryCatchUpQueryCatchUpEvent"])
+    """The catch-up schedules are off: tests invoke the functions (or run ``blog``), so a
+    scheduled run can't race their counts."""
+    for consumer in names.CONSUMERS:
+        function = f"{consumer.title()}CatchUp"
+        client("events").disable_rule(Name=resources.physical_ids[f"{function}{function}Event"])
