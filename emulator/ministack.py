@@ -29,8 +29,6 @@ VENV = ROOT / ".venv-ministack"
 EXECUTABLE = VENV / "bin" / "ministack"
 DEFAULT_PORT = 4566
 """MiniStack's usual port; ``make deploy-local MINISTACK_PORT=...`` changes it."""
-ACCOUNT = "000000000000"
-"""The account MiniStack uses for the access key ``test``."""
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 REGION = "us-east-1"
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
