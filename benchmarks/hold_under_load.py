@@ -484,13 +484,14 @@ def markdown(r: dict[str, Any]) -> str:
             f", {phase} {r[phase]['load_average_before']} → {r[phase]['load_average_after']}"
         )
     burst, drain = r["burst"], r["drain"]
+    note = f" {r['note']}" if r.get("note") else ""
     return "\n".join(
         [
             "## 6. Hold under load (issue 12's targets)",
             "",
             common.machine_line(r["machine"]),
             "",
-            f"{SHARED_NOTE} Load averages (1, 5, 15 min): {load_text}.",
+            f"{SHARED_NOTE} Load averages (1, 5, 15 min): {load_text}.{note}",
             "",
             "One run of `python -m benchmarks.hold_under_load` against `python -m emulator dev` "
             "(the concurrent runner, moto's server); every ratio is within this run. See the "
@@ -507,6 +508,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"- Drain: {drain['writes']} writes at {drain['throughput_per_s']}/s; largest query "
             f"backlog {drain['largest_backlog']}; errors {drain['errors'] or 'none'}; left on the "
             f"way at the end: {drain['left_at_the_end']}.",
+            "- `lost` is what the view did not show when the wait for convergence "
+            f"({CONVERGE_TIMEOUT:g} s) ended: still on the way (see what was left), not lost.",
         ]
     )
 
