@@ -43,6 +43,8 @@ MAX_RATE = 200.0
 MAX_SECONDS = 600.0
 MAX_CONVERGE_SECONDS = 600.0
 Mode = Literal["pause", "unsubscribe", "purge"]
+VIEW_TIMEOUT = 120.0
+"""``GET /posts`` returns the whole view: thousands of rows after a burst, on a busy stack."""
 BANNED_EVERY = 4
 """Every fourth comment has the banned word, so moderation rejects some."""
 
@@ -98,7 +100,9 @@ class Api:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url, self._timeout = loopback_url(url), timeout
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 (checked: http on loopback)
             self.url + path,
@@ -107,7 +111,8 @@ class Api:
             headers={"Content-Type": "application/json"} if data is not None else {},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+            wait = self._timeout if timeout is None else timeout
+            with urllib.request.urlopen(request, timeout=wait) as response:  # noqa: S310
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, None
@@ -330,7 +335,7 @@ def _sleep_until(moment: float, stop: threading.Event) -> bool:
 
 def _missing(api: Api, written: Written) -> tuple[int, int]:
     """(posts and comments missing from the view, comments there without their verdict)."""
-    status, view = api.call("GET", "/posts")
+    status, view = api.call("GET", "/posts", timeout=VIEW_TIMEOUT)
     if status != 200:
         raise RuntimeError(f"GET /posts answered {status}")
     shown = {c["id"]: c["status"] for post in view.values() for c in post["comments"]}
