@@ -68,11 +68,18 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(startup_timeout: float = 120, root: Path = common.ROOT) -> Iterator[LocalStack]:
+def local_stack(
+    startup_timeout: float | None = None, root: Path = common.ROOT
+) -> Iterator[LocalStack]:
     """``python -m emulator dev`` on free loopback ports; Ctrl+C (then SIGKILL) on the way out.
 
-    ``root`` is the checkout whose code runs (a worktree of another commit, to compare).
+    ``root`` is the checkout whose code runs (a worktree of another commit, to compare). The
+    start-up wait defaults to 120 s scaled by the load per core (at most 600 s): a loaded
+    machine starts slowly, and a smoke test must not fail for that.
     """
+    if startup_timeout is None:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        startup_timeout = min(600.0, 120.0 * max(1.0, load))
     from emulator.local import wait_for_http
 
     port, aws_port = free_ports()
