@@ -356,7 +356,8 @@ def test_concurrency_is_reserved_where_it_protects_the_tables(template: dict[str
         }
         if queues:
             [queue] = queues
-            assert reserved is not None and reserved >= 2, name
+            assert reserved is not None, name
+            assert reserved >= 2, name
             assert queue["ScalingConfig"]["MaximumConcurrency"] <= reserved, name
         if schedules:
             assert reserved == 1, name
