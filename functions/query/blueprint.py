@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Blueprint, CloudWatchEvent, CORSConfig, Rate, Response, SQSEvent
+from chalice.app import Blueprint, CloudWatchEvent, Rate, Response, SQSEvent
 from pydantic import ValidationError
 
 from functions import names, settings
@@ -15,10 +15,6 @@ from functions.subscriptions import follower, live
 
 bp = Blueprint(__name__)
 logger = Logger(service="query")
-
-
-LINK_CORS = CORSConfig(allow_origin="*", expose_headers=["Link"])
-"""Any origin, as ``cors=True``, and a script from another origin may read ``Link`` too."""
 
 
 def _page_query(params: Mapping[str, str] | None) -> tuple[PageQuery, Cursor | None]:
@@ -38,13 +34,15 @@ def _page_query(params: Mapping[str, str] | None) -> tuple[PageQuery, Cursor | N
         raise HttpError(400, "invalid_query", f"after: {error}", details) from error
 
 
-@bp.route("/posts", methods=["GET"], cors=LINK_CORS, content_types=ANY_CONTENT_TYPE)
+@bp.route("/posts", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 @json_errors
 def list_posts() -> Any:
     """One page of posts, newest first; ``Link: <...>; rel="next"`` names the next one."""
     query, cursor = _page_query(bp.current_request.query_params)
     page = service.posts_page(settings.load(), cursor, query.limit)
-    headers = dict(JSON_HEADERS)
+    # Chalice wants one CORS configuration for every method of a path (POST /posts has
+    # cors=True), so the header that lets a script of another origin read Link is set here.
+    headers = {**JSON_HEADERS, "Access-Control-Expose-Headers": "Link"}
     if page.next is not None:
         # Relative to this URL, so it also holds under a stage path (/api/posts).
         headers["Link"] = f'<posts?limit={query.limit}&after={page.next.encode()}>; rel="next"'
