@@ -292,13 +292,13 @@ class Page(BaseModel):
 def page(settings: Settings, version: str, before: str | None, limit: int) -> Page:
     """At most ``limit`` posts older than ``before``, newest first, with their comments.
 
-    Read from the listing index, a few times ``limit`` items a call: the calls a page costs
-    depend on the page, not on the size of the blog.
+    Read from the listing index, ``3 * limit + 1`` items a call (room for a post and two
+    comments each): the calls a page costs depend on the page, not on the size of the blog.
     """
     rows: list[Row] = []
     comments: list[Row] = []
     posts = 0
-    listed = _listed(settings, version, before, step=4 * limit + 4)
+    listed = _listed(settings, version, before, step=3 * limit + 1)
     for item in listed:
         row = _row(item)
         if not isinstance(row, PostRow):
