@@ -4,8 +4,9 @@ Catch-up and replay are the subscription's (``functions.subscriptions.follower``
 view's projection as the handler and each view version as a track. What is the view's own is
 the blue/green ``rebuild``: a fresh version folded from the whole archive (S3 segments, then
 the table), caught up, and switched to atomically (one pointer write); then the old one is
-dropped. While it builds, live updates write both versions, so nothing written meanwhile is
-lost.
+retired with one write, and the scheduled catch-up drops it in the background
+(``drop_retired``), off the rebuild's critical path. While it builds, live updates write both
+versions, so nothing written meanwhile is lost.
 """
 
 import time
@@ -30,6 +31,8 @@ class RebuildReport(BaseModel):
     events: int
     rows: int
     catch_up: follower.CatchUpReport
+    retired: list[str]
+    """Versions left for the background drop: the old one, and any abandoned half-built one."""
 
 
 def catch_up(settings: Settings, version: str | None = None) -> follower.CatchUpReport:
@@ -48,6 +51,21 @@ def drop(settings: Settings, version: str, through: int) -> None:
     checkpoint.drop(settings, SUBSCRIPTION, version, through)
 
 
+def drop_retired(settings: Settings) -> list[str]:
+    """Drop every retired version (never one the pointer still names); the versions dropped.
+
+    Deleting is idempotent, so a run cut short is finished by the next one.
+    """
+    written = store.pointer(settings).written
+    dropped = []
+    for version in store.retired(settings):
+        if version not in written:
+            drop(settings, version, caught_up_to(settings))
+            dropped.append(version)
+        store.forget_retired(settings, version)
+    return dropped
+
+
 def _next_version(version: str) -> str:
     return f"v{int(version.lstrip('v')) + 1}"
 
@@ -62,8 +80,9 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
     current = store.pointer(settings)
     head = archive.head(settings)
     total = head.position
+    retired = []
     if current.building:  # an earlier rebuild stopped half way, or is still going: take over
-        drop(settings, current.building, total)
+        retired.append(current.building)
     old, new = current.active, _next_version(current.building or current.active)
 
     events = 0
@@ -92,16 +111,25 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
     building = store.Pointer(active=old, building=new)
     try:
         store.save_pointer(settings, building, expected=current)
+        for version in retired:
+            store.retire(settings, version)
         caught_up = catch_up(settings, new)
         store.save_pointer(settings, store.Pointer(active=new), expected=building)
     except store.PointerMoved:
-        drop(settings, new, caught_up_to(settings))  # a later rebuild took over; it owns the switch
+        # Another rebuild took over and owns the switch. It retired this version if it read
+        # it as ``building``; if it raced this one from the same pointer, it builds a version
+        # of the same name, which must not be dropped.
         raise
-    drop(settings, old, caught_up_to(settings))
+    store.retire(settings, old)
     if progress is not None:
         progress(total, total)
     return RebuildReport(
-        old_version=old, new_version=new, events=events, rows=rows, catch_up=caught_up
+        old_version=old,
+        new_version=new,
+        events=events,
+        rows=rows,
+        catch_up=caught_up,
+        retired=[*retired, old],
     )
 
 

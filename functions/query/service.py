@@ -1,8 +1,11 @@
 """Query use cases: project an event into the view; read the view. And its subscription."""
 
+from pydantic import BaseModel
+
 from functions import names
 from functions.events import Event
 from functions.query import projection, store
+from functions.query.cursor import Cursor
 from functions.settings import Settings
 from functions.subscriptions.subscription import Subscription
 
@@ -27,8 +30,23 @@ SUBSCRIPTION = Subscription(
 """The view consumes the events it is made of; each view version is a track of its own."""
 
 
-def all_posts(settings: Settings) -> dict[str, dict[str, object]]:
-    return projection.render(store.rows(settings, store.active_version(settings)))
+class PostsPage(BaseModel):
+    posts: dict[str, dict[str, object]]
+    """The wire format of ``GET /posts``: posts by id, newest first."""
+    next: Cursor | None
+    """Where the next page starts; None on the last page."""
+
+
+def posts_page(settings: Settings, after: Cursor | None, limit: int) -> PostsPage:
+    """At most ``limit`` posts older than the cursor's (the newest if None), newest first."""
+    found = store.page(
+        settings, store.active_version(settings), after.after if after else None, limit
+    )
+    more = found.more and found.last is not None
+    return PostsPage(
+        posts=projection.render(found.rows),
+        next=Cursor.after_post(found.last) if more and found.last else None,
+    )
 
 
 def one_post(settings: Settings, post_id: str) -> dict[str, object] | None:

@@ -23,6 +23,11 @@
 
   // Paths are relative to the page, so it works under a stage path such as /api/ too.
   async function call(method, path, body) {
+    return (await exchange(method, path, body)).data;
+  }
+
+  // The answer's data and the URL of its `Link: <...>; rel="next"` header (null without one).
+  async function exchange(method, path, body) {
     const init = { method, headers: { Accept: "application/json" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -49,7 +54,15 @@
       const message = (data && (data.message || data.Message)) || text || response.statusText;
       throw new ApiError(response.status, `http_${response.status}`, `${response.status} ${message}`);
     }
-    return data;
+    return { data, next: nextLink(response) };
+  }
+
+  function nextLink(response) {
+    for (const part of (response.headers.get("Link") || "").split(",")) {
+      const match = /<([^>]*)>\s*;\s*rel="?next"?/.exec(part);
+      if (match) return new URL(match[1], response.url).href;
+    }
+    return null;
   }
 
   // ---- errors, shown in a banner until they are fixed or dismissed ----------------------------
@@ -119,6 +132,11 @@
   // answers of POST /posts and POST /posts/{id}/comments. During a query outage the view stands
   // still; what was written meanwhile is shown marked "not in the view yet" until it catches up.
   let view = {};
+  // GET /posts is one page, newest first; "Load more" follows its Link header. Every poll
+  // re-reads the pages down to the oldest post loaded so far, so older posts stay up to date.
+  const firstPage = pageLimit() ? `posts?limit=${pageLimit()}` : "posts";
+  let nextPage = null; // the URL of the page after the last one loaded, if there is one
+  let oldestLoaded = null; // the oldest post id "Load more" brought in (null: first page only)
   const written = new Map(); // post id -> {id, title, comments: Map(comment id -> comment)}
   const postNodes = new Map(); // post id -> {item, title, badge, list, comments: Map}
 
@@ -215,10 +233,55 @@
     $("no-posts").hidden = ids.length > 0;
   }
 
+  // The page size from the page's own URL (`/?limit=3`), or none: the API's default.
+  function pageLimit() {
+    const limit = Number(new URLSearchParams(window.location.search).get("limit"));
+    return Number.isInteger(limit) && limit >= 1 && limit <= 200 ? limit : null;
+  }
+
+  function oldestOf(posts) {
+    return Object.keys(posts).sort()[0];
+  }
+
+  async function readPages() {
+    const posts = {};
+    let url = firstPage;
+    for (;;) {
+      const page = await exchange("GET", url);
+      Object.assign(posts, page.data || {});
+      const oldest = oldestOf(page.data || {});
+      if (!page.next || oldestLoaded === null || oldest === undefined || oldest <= oldestLoaded) {
+        return { posts, next: page.next };
+      }
+      url = page.next;
+    }
+  }
+
+  function showLoadMore() {
+    $("load-more").hidden = nextPage === null;
+  }
+
+  async function loadMore() {
+    if (nextPage === null) return;
+    const page = await act($("load-more"), "load-more", "Could not load more posts", () =>
+      exchange("GET", nextPage),
+    );
+    if (!page) return;
+    const posts = page.data || {};
+    Object.assign(view, posts);
+    const oldest = oldestOf(posts);
+    if (oldest !== undefined && (oldestLoaded === null || oldest < oldestLoaded)) oldestLoaded = oldest;
+    nextPage = page.next;
+    showLoadMore();
+    renderPosts();
+  }
+
   async function pollPosts() {
     try {
-      const posts = await call("GET", "posts");
-      view = posts && typeof posts === "object" ? posts : {};
+      const { posts, next } = await readPages();
+      view = posts;
+      nextPage = next;
+      showLoadMore();
       clearError("posts");
       setText($("updated"), `updated ${clock()}`);
       renderPosts();
@@ -266,14 +329,14 @@
     const rows = status.consumers.map((c) => {
       const tr = document.createElement("tr");
       tr.dataset.consumer = c.consumer;
-      const position = c.watermark === null ? "live only" : `${c.watermark} / ${c.archive_head}`;
       tr.append(
         cell(c.consumer),
         cell(c.subscribed ? "yes" : "NO", c.subscribed ? "good" : "bad"),
         cell(c.paused ? "YES" : "no", c.paused ? "bad" : "good"),
         cell(String(c.queue_depth), "num"),
         cell(String(c.dlq_depth), c.dlq_depth > 0 ? "num bad" : "num"),
-        cell(position, "num"),
+        cell(`${c.watermark} / ${c.archive_head}`, "num"),
+        cell(String(c.lag), c.lag > 0 ? "num bad" : "num"),
       );
       return tr;
     });
@@ -283,13 +346,21 @@
     const age = status.oldest_unsent_age_seconds;
     setText($("oldest-unsent"), age === null ? "–" : `${age.toFixed(1)} s`);
 
-    const query = status.consumers.find((c) => c.consumer === "query");
+    lastStatus = status;
+    renderOutageState();
+  }
+
+  // The state of the consumer chosen in the outage form.
+  let lastStatus = null;
+
+  function renderOutageState() {
+    const name = $("outage-consumer").value;
+    const consumer = lastStatus && lastStatus.consumers.find((c) => c.consumer === name);
     const state = $("outage-state");
-    if (query) {
-      const down = [!query.subscribed && "unsubscribed", query.paused && "paused"].filter(Boolean);
-      setText(state, down.length ? `query is down (${down.join(", ")})` : "query is live");
-      state.className = `state ${down.length ? "down" : "up"}`;
-    }
+    if (!consumer) return;
+    const down = [!consumer.subscribed && "unsubscribed", consumer.paused && "paused"].filter(Boolean);
+    setText(state, down.length ? `${name} is down (${down.join(", ")})` : `${name} is live`);
+    state.className = `state ${down.length ? "down" : "up"}`;
   }
 
   let opsTimer = null;
@@ -326,19 +397,23 @@
   }
 
   async function startOutage() {
+    const consumer = $("outage-consumer").value;
     const mode = $("outage-mode").value;
     const done = await act($("outage-start"), "outage", "Could not start the outage", () =>
-      call("POST", "ops/outage/query/start", { mode }),
+      call("POST", `ops/outage/${consumer}/start`, { mode }),
     );
-    if (done) setText($("outage-result"), `Outage started (${done.mode}) at ${clock()}.`);
+    if (done) setText($("outage-result"), `Outage started (${done.mode}) of ${done.consumer} at ${clock()}.`);
     refreshOps();
   }
 
   async function endOutage() {
+    const consumer = $("outage-consumer").value;
     const done = await act($("outage-end"), "outage", "Could not end the outage", () =>
-      call("POST", "ops/outage/query/end"),
+      call("POST", `ops/outage/${consumer}/end`),
     );
-    if (done) setText($("outage-result"), `Outage ended at ${clock()}: ${describeCatchUp(done.report)}.`);
+    if (done) {
+      setText($("outage-result"), `Outage ended of ${done.consumer} at ${clock()}: ${describeCatchUp(done.report)}.`);
+    }
     refreshOps();
   }
 
@@ -402,6 +477,8 @@
       startOutage();
     });
     $("outage-end").addEventListener("click", endOutage);
+    $("outage-consumer").addEventListener("change", renderOutageState);
+    $("load-more").addEventListener("click", loadMore);
     $("sweep").addEventListener("click", sweep);
     $("rebuild").addEventListener("click", rebuild);
     pollPosts();
