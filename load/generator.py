@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -116,6 +117,17 @@ class Api:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, None
+
+    def every_post(self) -> dict[str, Any]:
+        """The whole view: GET /posts is one page, so follow its ``Link: rel="next"``."""
+        posts: dict[str, Any] = {}
+        path: str | None = "/posts?limit=200"
+        while path is not None:
+            with urllib.request.urlopen(self.url + path, timeout=self._timeout) as response:  # noqa: S310
+                posts |= json.loads(response.read())
+                link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link") or "")
+            path = "/" + link.group(1) if link else None
+        return posts
 
 
 @dataclass
@@ -335,9 +347,10 @@ def _sleep_until(moment: float, stop: threading.Event) -> bool:
 
 def _missing(api: Api, written: Written) -> tuple[int, int]:
     """(posts and comments missing from the view, comments there without their verdict)."""
-    status, view = api.call("GET", "/posts", timeout=VIEW_TIMEOUT)
-    if status != 200:
-        raise RuntimeError(f"GET /posts answered {status}")
+    try:
+        view = api.every_post()
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"GET /posts answered {error.code}") from error
     shown = {c["id"]: c["status"] for post in view.values() for c in post["comments"]}
     with written.lock:
         lost = sum(1 for post in written.posts if post not in view)
