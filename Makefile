@@ -6,10 +6,16 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # checkov pins an older boto3 than the project, so it lives in a virtual environment of its own.
 CHECKOV := .venv-checkov/bin/checkov
+# MiniStack (a second local AWS engine) pins an older botocore too; its Lambda workers run on its
+# interpreter, which must be the project's Python 3.11 to load the zip's compiled wheels.
+MINISTACK := .venv-ministack/bin/ministack
+MINISTACK_PORT ?= 4566
+STACK ?= blog-dev
 PORT ?= 8000
 AWS_PORT ?= 5000
 
-.PHONY: install dev emulator api test lint typecheck unit package chaos bench load
+.PHONY: install dev emulator api test lint typecheck unit package chaos bench load deploy-local \
+	test-ministack
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +31,11 @@ $(CHECKOV):
 	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
 	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
 
+$(MINISTACK):
+	$(PYTHON) -m venv .venv-ministack
+	.venv-ministack/bin/python -m pip install --quiet --upgrade pip
+	.venv-ministack/bin/python -m pip install --quiet ministack==1.5.33 aws-sam-translator==1.115.0
+
 ## make dev: moto + the infra stack + the event-source runner + chalice local, in one terminal.
 dev: install
 	PORT=$(PORT) AWS_PORT=$(AWS_PORT) $(BIN)/python -m emulator dev
@@ -37,7 +48,7 @@ api: install
 	AWS_PORT=$(AWS_PORT) PORT=$(PORT) $(BIN)/python -m emulator api
 
 ## make test: lint, types and every test (the packaged template's cfn-lint and checkov too).
-test: lint typecheck $(CHECKOV)
+test: lint typecheck $(CHECKOV) $(MINISTACK)
 	$(BIN)/python -m pytest
 
 lint: install
@@ -51,11 +62,19 @@ typecheck: install
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
+## make test-ministack: only the end-to-end lane on the packaged stack deployed into MiniStack.
+test-ministack: install $(MINISTACK)
+	$(BIN)/python -m pytest tests/ministack
+
 ## make package: the deployable CloudFormation template and zip, under build/package.
 package: install $(CHECKOV)
 	$(BIN)/python -m tools.package
 	$(BIN)/cfn-lint build/package/sam.json
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f build/package/sam.json
+
+## make deploy-local: the packaged stack on MiniStack at 127.0.0.1:$(MINISTACK_PORT), until Ctrl+C.
+deploy-local: package $(MINISTACK)
+	$(BIN)/python -m emulator.deploy_local --port $(MINISTACK_PORT) --stack $(STACK)
 
 ## make chaos: the pipeline state machine with 200 examples, then its totals.
 chaos: install

@@ -58,6 +58,7 @@ SECTIONS = (
     "requests_per_action",
     "local_latency",
     "compare_commits",
+    "hold_under_load",
 )
 
 

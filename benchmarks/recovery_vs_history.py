@@ -41,7 +41,8 @@ REPEATS = 3
 def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any]:
     from emulator import ops
     from functions import archive
-    from functions.query import recovery, store
+    from functions.query.service import SUBSCRIPTION
+    from functions.subscriptions import checkpoint, follower
 
     ops.outage_start(stack.consumers, "query", "unsubscribe")
     ids = []
@@ -52,11 +53,11 @@ def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any
     stack.runner.drain()
     settings = stack.settings
     head = archive.head(settings).position
-    watermark = store.watermark(settings, store.active_version(settings))
+    watermark = checkpoint.watermark(settings, SUBSCRIPTION, SUBSCRIPTION.tracks(settings)[0])
     assert head - watermark == missed, (head, watermark, missed)
 
     with (
-        common.PhaseTimer({"catch-up": (recovery, "catch_up")}) as phases,
+        common.PhaseTimer({"catch-up": (follower, "catch_up")}) as phases,
         common.CallCounter() as calls,
         common.MotoQueryTimer() as moto_query,
         common.stopwatch() as elapsed,

@@ -52,6 +52,12 @@ PUBLISHER_POLL = "poller:outbox_publisher"
 def _publish(event: str) -> list[Step]:
     return [
         Step(f"{event}: read the outbox stream", PUBLISHER_POLL, "dynamodbstreams.GetRecords", "1"),
+        Step(
+            f"{event}: claim the outbox records (one transaction)",
+            PUBLISHER,
+            "dynamodb.TransactWriteItems",
+            "1",
+        ),
         Step(f"{event}: allocate archive positions", PUBLISHER, "dynamodb.UpdateItem", "1"),
         Step(f"{event}: record in the archive", PUBLISHER, "dynamodb.BatchWriteItem", "n/25"),
         Step(f"{event}: publish", PUBLISHER, "sns.PublishBatch", "n/10"),
@@ -320,7 +326,7 @@ def _flow_result(
             actor=actor,
             service=call.split(".", 1)[0],
             operation=call.split(".", 1)[1],
-            params=_minimal_params(call, n),
+            params=_minimal_params(actor, call, n),
             items=min(n, 10) if call == "sqs.ReceiveMessage" else 0,
         )
         for key, per in minimum.items()
@@ -360,8 +366,10 @@ def catch_up_marks(catch_up: common.CallCounter) -> list[common.Call]:
     return [c for c in catch_up.calls if c.operation == "BatchWriteItem"]
 
 
-def _minimal_params(call: str, n: int) -> dict[str, Any]:
+def _minimal_params(actor: str, call: str, n: int) -> dict[str, Any]:
     """Enough parameters for ``request_units`` on the design's minimum for a batch of ``n``."""
+    if call == "dynamodb.TransactWriteItems" and actor == PUBLISHER:
+        return {"TransactItems": [{}] * n}  # the publisher's claim: one item per record
     if call == "dynamodb.TransactWriteItems":
         return {"TransactItems": [{}, {}]}  # two items (the comment's also checks the post)
     if call == "dynamodb.BatchWriteItem":

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "rebuild": 20 * 60,
     "requests_per_action": 5 * 60,
     "local_latency": 25 * 60,
+    "hold_under_load": 40 * 60,
 }
 """Each benchmark and how long it may take (seconds) before it is stopped."""
 

@@ -12,10 +12,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from chalice.app import Chalice
-from chalice.utils import to_cfn_resource_name
 
 from emulator import stack, template
 from emulator.config import stage_environment
@@ -28,8 +28,8 @@ from functions.settings import VARIABLES as settings_variables
 
 logger = logging.getLogger("emulator")
 STAGE = "local"
-RESUME_HOOKS = {"query_consumer": "query_catch_up"}
-"""When the query consumer resumes, it catches up from the archive at once."""
+RESUME_HOOKS = {f"{consumer}_consumer": f"{consumer}_catch_up" for consumer in names.CONSUMERS}
+"""When a consumer resumes, it catches up from the archive at once."""
 
 
 def stream_failure_sink(client: ClientFactory, prefix: str) -> Callable[[dict[str, Any]], None]:
@@ -44,11 +44,27 @@ def stream_failure_sink(client: ClientFactory, prefix: str) -> Callable[[dict[st
     return send
 
 
+def sqs_concurrency(path: Path = template.FUNCTIONS) -> dict[str, int]:
+    """Each function's SQS ``ScalingConfig.MaximumConcurrency``, by logical id, where set."""
+    found: dict[str, int] = {}
+    for logical, resource in template.load(path)["Resources"].items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            scaling = event.get("Properties", {}).get("ScalingConfig", {})
+            if "MaximumConcurrency" in scaling:
+                found[logical] = int(scaling["MaximumConcurrency"])
+    return found
+
+
 def build_runner(
     app: Chalice, client: ClientFactory, prefix: str, *, fast_retry: bool
 ) -> EventSourceRunner:
-    """The runner for ``app``, with its event-source filters from ``infra/functions.yaml``."""
-    filters = template.event_filters()
+    """The runner for ``app``, with its event-source filters and SQS concurrency from
+    ``infra/functions.yaml`` (the decorator's ``maximum_concurrency`` where the template sets
+    none, the runner's default where neither does)."""
+    from chalice.utils import to_cfn_resource_name  # here: it imports click (`blog` starts faster)
+
+    filters, concurrency = template.event_filters(), sqs_concurrency()
+    logical = {source.name: to_cfn_resource_name(source.name) for source in app.event_sources}
     return EventSourceRunner(
         app,
         client,
@@ -56,11 +72,8 @@ def build_runner(
         fast_retry=fast_retry,
         on_stream_failure=stream_failure_sink(client, prefix),
         on_resume=RESUME_HOOKS,
-        stream_filters={
-            source.name: filters[logical]
-            for source in app.event_sources
-            if (logical := to_cfn_resource_name(source.name)) in filters
-        },
+        stream_filters={n: filters[id_] for n, id_ in logical.items() if id_ in filters},
+        sqs_concurrency={n: concurrency[id_] for n, id_ in logical.items() if id_ in concurrency},
     )
 
 

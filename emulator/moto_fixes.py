@@ -1,5 +1,6 @@
-"""A fix for moto's DynamoDB TransactWriteItems, to apply only where the code runs on moto.
+"""Fixes for moto's DynamoDB, to apply only where the code runs on moto.
 
+**TransactWriteItems.**
 moto 5.2 deep-copies every table a transaction touches and, when the transaction is cancelled
 (a failed ConditionExpression, which idempotent writes cause on purpose), swaps the live table
 for the copy. Each transaction then costs time in proportion to the table size, a cancelled one
@@ -7,7 +8,17 @@ leaves "ghost" stream records of writes that never happened, stream iterators is
 never see another write, and under moto's threaded server writes committed meanwhile are lost.
 The replacement checks every operation and condition first, changing nothing, then writes. One
 re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-then-write atomic
-across the server's threads. See tests/integration/test_moto_fixes.py for the defect and the fix.
+across the server's threads.
+
+**Query.** moto answers every Query by sorting every item of the table (all partitions, with
+Python-level comparisons of its ``DynamoType`` keys), then keeping the partition asked for and
+sorting that again: a query's cost follows the table's size, not the items it returns, so the
+archive's bucket reads and the view's one-post reads slow down as history grows. The fix hands
+moto's own query code only the candidates: the one partition of a table query, or, for an
+index, the items carrying the index's hash key value; moto then sorts, pages, filters and
+projects them exactly as before, under the lock the writes hold (moto reads live items).
+
+See tests/integration/test_moto_fixes.py for each defect and its fix.
 """
 
 import copy
@@ -28,7 +39,8 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -150,24 +162,90 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         _write(self, op_type, op, key)
 
 
+class _Candidates:
+    """A table as moto's ``Table.query`` sees it, whose ``all_items`` are only ``items``."""
+
+    def __init__(self, table: Table, items: list[Item]) -> None:
+        self._table, self._items = table, items
+
+    def all_items(self) -> list[Item]:
+        return self._items  # any order: moto's query sorts what it keeps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def _rows(table: Table, partition: Any) -> list[Item]:
+    """The items of one entry of ``table.items``: a dict by range key, or one item."""
+    return list(partition.values()) if table.range_key_attr else [partition]
+
+
+def _candidates(
+    table: Table,
+    hash_key: DynamoType | None,
+    index_name: str | None,
+    hash_conditions: list[tuple[str, DynamoType]] | None,
+) -> list[Item] | None:
+    """The only items a query can return, or None where this fix does not narrow."""
+    if index_name is None:
+        if hash_key is None:
+            return None
+        partition = table.items.get(hash_key)
+        return [] if partition is None else _rows(table, partition)
+    if not hash_conditions:
+        return None
+    return [
+        item
+        for partition in list(table.items.values())
+        for item in _rows(table, partition)
+        if all(_has(item, name, value) for name, value in hash_conditions)
+    ]
+
+
+def _has(item: Item, name: str, value: DynamoType) -> bool:
+    attribute = item.attrs.get(name)
+    return attribute is not None and bool(attribute == value)
+
+
+@_locked
+def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+    """moto's Table.query over the partition (or index key) asked for, not the whole table.
+
+    Under the writes' lock: moto reads the live items, and a write between its filtering and
+    its paging (say, a flag the index key is removed from) made it fail with a 500.
+    """
+    original = _originals["query"]
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
+    if candidates is None:
+        return original(self, hash_key, *args, **kwargs)
+    return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
+
+
+_TARGETS: dict[str, type] = {
+    **dict.fromkeys((*_LOCKED_WRITES, "transact_write_items"), DynamoDBBackend),
+    "query": Table,
+}
+
+
 def apply() -> None:
-    """Patch moto's DynamoDBBackend (idempotent)."""
+    """Patch moto's DynamoDBBackend and Table (idempotent)."""
     with _LOCK:
         if _originals:
             return
-        names = (*_LOCKED_WRITES, "transact_write_items")
-        _originals.update({name: vars(DynamoDBBackend)[name] for name in names})
+        _originals.update({name: vars(owner)[name] for name, owner in _TARGETS.items()})
         replacements = {name: _locked(_originals[name]) for name in _LOCKED_WRITES}
         replacements["transact_write_items"] = _transact_write_items
+        replacements["query"] = _query
         for name, replacement in replacements.items():
-            setattr(DynamoDBBackend, name, replacement)
+            setattr(_TARGETS[name], name, replacement)
 
 
 def remove() -> None:
     """Restore moto's own methods (a no-op if the patch is not applied)."""
     with _LOCK:
         for name, original in _originals.items():
-            setattr(DynamoDBBackend, name, original)
+            setattr(_TARGETS[name], name, original)
         _originals.clear()
 
 

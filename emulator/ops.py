@@ -11,36 +11,46 @@ Outage modes, for a consumer:
 - ``unsubscribe``: its SNS subscription is removed; events never reach its queue;
 - ``purge``: it is paused and its queued messages are deleted.
 
-Ending an outage restores the subscription (from the template), runs the query view's
-catch-up from the archive, then resumes the consumer.
+Ending an outage restores the subscription (from the template), runs the consumer's
+catch-up from the archive (``functions.subscriptions``), then resumes the consumer. Every
+consumer recovers this way; the scheduled catch-up would do the same within a minute.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from emulator import stack
-from emulator.control import Consumers
-from functions import archive, aws, names, outbox, settings
-from functions.query import recovery, store
+from functions import archive, aws, names, outbox, settings, subscribers
+from functions.query import recovery
+from functions.subscribers import UnknownConsumer
+from functions.subscriptions import checkpoint, follower
+
+__all__ = ["MODES", "Mode", "UnknownConsumer"]
+
+
+class Consumers(Protocol):
+    """The consumers' on/off switches: the local runner's sources (its control API), or a
+    deployed stack's event source mappings (``emulator.deployed.StackConsumers``)."""
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def is_paused(self, name: str) -> bool: ...
+
 
 Mode = Literal["pause", "unsubscribe", "purge"]
 MODES: tuple[Mode, ...] = ("pause", "unsubscribe", "purge")
-RECOVERABLE = "query"
-"""The consumer whose view recovers from the archive."""
-
-
-class UnknownConsumer(ValueError):
-    def __init__(self, consumer: str) -> None:
-        super().__init__(f"unknown consumer {consumer!r}: one of {', '.join(names.CONSUMERS)}")
+REBUILDABLE = "query"
+"""The consumer whose state is a view that can be rebuilt blue/green from the archive."""
 
 
 def source_of(consumer: str) -> str:
     """The runner's event source (Lambda function) that drains ``consumer``'s queue."""
-    if consumer not in names.CONSUMERS:
-        raise UnknownConsumer(consumer)
-    return f"{consumer}_consumer"
+    return f"{subscribers.by_name(consumer).name}_consumer"
 
 
 def _queue_url(queue: str) -> str:
@@ -106,11 +116,20 @@ def resubscribe(consumer: str) -> bool:
     return True
 
 
-def outage_end(consumers: Consumers, consumer: str) -> recovery.CatchUpReport | None:
-    """Restore the subscription, catch the view up from the archive, resume the consumer."""
+Resubscribe = Callable[[str], bool]
+"""Recreates a consumer's subscription if it is missing (the local stack's, or a deployed one's)."""
+
+
+def outage_end(
+    consumers: Consumers,
+    consumer: str,
+    restore: Resubscribe = resubscribe,
+    progress: follower.Progress | None = None,
+) -> follower.CatchUpReport:
+    """Restore the subscription, catch the consumer up from the archive, resume it."""
     source = source_of(consumer)
-    resubscribe(consumer)
-    report = recovery.catch_up(settings.load()) if consumer == RECOVERABLE else None
+    restore(consumer)
+    report = follower.catch_up(settings.load(), subscribers.by_name(consumer), progress=progress)
     if consumers.is_paused(source):
         consumers.resume(source)
     return report
@@ -122,9 +141,11 @@ class ConsumerStatus(BaseModel):
     paused: bool
     queue_depth: int
     dlq_depth: int
-    watermark: int | None
-    """Archive position up to which the consumer has applied every event (query only)."""
+    watermark: int
+    """Archive position up to which the consumer has applied every event."""
     archive_head: int
+    lag: int
+    """Positions between the watermark and the archive head."""
 
 
 class Status(BaseModel):
@@ -147,22 +168,21 @@ def status(consumers: Consumers) -> Status:
     head = archive.head(config).position
     unsent, oldest = outbox.oldest_unsent(config.table(names.OUTBOX_TABLE))
     age = (datetime.now(UTC) - oldest).total_seconds() if oldest else None
-    rows = [
-        ConsumerStatus(
-            consumer=consumer,
-            subscribed=subscription(consumer) is not None,
-            paused=consumers.is_paused(source_of(consumer)),
-            queue_depth=queue_depth(names.queue(config.prefix, consumer)),
-            dlq_depth=queue_depth(names.dead_letter_queue(config.prefix, consumer)),
-            watermark=(
-                store.watermark(config, store.active_version(config))
-                if consumer == RECOVERABLE
-                else None
-            ),
-            archive_head=head,
+    rows = []
+    for consumer in subscribers.ALL:
+        watermark = checkpoint.watermark(config, consumer, consumer.tracks(config)[0])
+        rows.append(
+            ConsumerStatus(
+                consumer=consumer.name,
+                subscribed=subscription(consumer.name) is not None,
+                paused=consumers.is_paused(source_of(consumer.name)),
+                queue_depth=queue_depth(names.queue(config.prefix, consumer.name)),
+                dlq_depth=queue_depth(names.dead_letter_queue(config.prefix, consumer.name)),
+                watermark=watermark,
+                archive_head=head,
+                lag=head - watermark,
+            )
         )
-        for consumer in names.CONSUMERS
-    ]
     return Status(
         consumers=rows, archive_head=head, unsent_outbox=unsent, oldest_unsent_age_seconds=age
     )
@@ -172,8 +192,12 @@ def rebuild(progress: recovery.Progress | None = None) -> recovery.RebuildReport
     return recovery.rebuild(settings.load(), progress)
 
 
-def replay(from_position: int) -> recovery.CatchUpReport:
-    return recovery.replay(settings.load(), from_position)
+def catch_up(consumer: str, progress: follower.Progress | None = None) -> follower.CatchUpReport:
+    return follower.catch_up(settings.load(), subscribers.by_name(consumer), progress=progress)
+
+
+def replay(consumer: str, from_position: int) -> follower.CatchUpReport:
+    return follower.replay(settings.load(), subscribers.by_name(consumer), from_position)
 
 
 def dlq_redrive(consumer: str) -> int:

@@ -65,20 +65,24 @@ def consumers() -> RemoteConsumers:
     return RemoteConsumers(control_url(int(raw)))
 
 
-def recoverable(consumer: str) -> str:
-    """``consumer`` if the operations apply to it: 404 if unknown, 409 if not the query view."""
+def known(consumer: str) -> str:
+    """``consumer`` if it exists; 404 if not."""
     if consumer not in names.CONSUMERS:
         raise HttpError(
             404,
             "unknown_consumer",
             f"no consumer {consumer!r}; the consumers are: {', '.join(names.CONSUMERS)}",
         )
-    if consumer != ops.RECOVERABLE:
+    return consumer
+
+
+def rebuildable(consumer: str) -> str:
+    """``consumer`` if it has a view to rebuild: 404 if unknown, 409 if it has none."""
+    if known(consumer) != ops.REBUILDABLE:
         raise HttpError(
             409,
-            "not_recoverable",
-            f"only the {ops.RECOVERABLE} consumer recovers from the archive; an outage of "
-            f"{consumer} could lose events",
+            "not_rebuildable",
+            f"only the {ops.REBUILDABLE} view is rebuilt; {consumer} recovers by catch-up",
         )
     return consumer
 
@@ -166,31 +170,27 @@ def ops_status() -> Any:
 @ops_errors
 def ops_outage_start(consumer: str) -> Any:
     body = parse_body(bp.current_request, OutageStart)
-    ops.outage_start(consumers(), recoverable(consumer), body.mode)
+    ops.outage_start(consumers(), known(consumer), body.mode)
     return {"consumer": consumer, "mode": body.mode, "outage": "started"}
 
 
 @bp.route("/ops/outage/{consumer}/end", methods=["POST"], cors=True)
 @ops_errors
 def ops_outage_end(consumer: str) -> Any:
-    report = ops.outage_end(consumers(), recoverable(consumer))
-    return {
-        "consumer": consumer,
-        "outage": "ended",
-        "report": report.model_dump() if report is not None else None,
-    }
+    report = ops.outage_end(consumers(), known(consumer))
+    return {"consumer": consumer, "outage": "ended", "report": report.model_dump()}
 
 
 @bp.route("/ops/rebuild/{consumer}", methods=["POST"], cors=True)
 @ops_errors
 def ops_rebuild_start(consumer: str) -> Any:
-    return _json(rebuilds.start(recoverable(consumer)).model_dump(), status=202)
+    return _json(rebuilds.start(rebuildable(consumer)).model_dump(), status=202)
 
 
 @bp.route("/ops/rebuild/{consumer}", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
 @ops_errors
 def ops_rebuild_progress(consumer: str) -> Any:
-    return rebuilds.get(recoverable(consumer)).model_dump()
+    return rebuilds.get(rebuildable(consumer)).model_dump()
 
 
 @bp.route("/ops/sweep", methods=["POST"], cors=True)

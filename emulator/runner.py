@@ -3,21 +3,26 @@
 ``chalice local`` serves only HTTP routes and moto runs no Lambda code without Docker, so this
 runner reads the event sources registered on the Chalice app and drives the real handlers:
 
-- a DynamoDB stream source reads the (moto) stream shard and, like Lambda, retries from the
-  first record a handler reports in ``batchItemFailures`` (or the whole batch if the handler
-  raised), and after ``max_stream_retries`` sends the batch's description to an on-failure
-  callback and moves on; it delivers only the records its filter patterns match (Lambda's
-  ``FilterCriteria``, exact values only) and skips a batch none of them match;
+- a DynamoDB stream source reads the (moto) stream shard one batch at a time, in order, and,
+  like Lambda, retries from the first record a handler reports in ``batchItemFailures`` (or the
+  whole batch if the handler raised), and after ``max_stream_retries`` sends the batch's
+  description to an on-failure callback and moves on; it delivers only the records its filter
+  patterns match (Lambda's ``FilterCriteria``, exact values only) and skips a batch none of
+  them match;
 - an SQS source receives up to ``batch_size`` messages, deletes only the ones that succeeded
   and leaves the rest to come back after the visibility timeout (``fast_retry`` makes them
   visible at once, standing in for the wait) until the redrive policy moves them to the DLQ;
+  started, it long-polls and runs up to ``concurrency`` batches at once, as Lambda's SQS
+  pollers do;
 - a schedule source fires at its ``rate(...)``; ``on_resume`` ties a schedule to a source,
   to run when the source resumes (the query consumer's catch-up).
 
 Handlers are imported by their Lambda handler string (``module.function``), as Lambda does, so
 ``app.py`` is not in the call path. Any source can be paused and resumed, as disabling an event
-source mapping does. ``drain()`` polls until nothing is left (tests); ``start()`` polls in
-background threads (local development): one for the streams and queues, one for the schedules.
+source mapping does. ``drain()`` polls every source in turn on the caller's thread until nothing
+is left (deterministic, for tests); ``start()`` polls each source on its own thread(s), like
+Lambda's pollers (local development): one per stream shard, one long-polling receiver per queue
+feeding up to ``concurrency`` delivery threads, and one for the schedules.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +45,12 @@ logger = logging.getLogger(__name__)
 
 ACCOUNT = "123456789012"
 SQS_MAX_BATCH = 10
+DEFAULT_SQS_CONCURRENCY = 5
+"""Concurrent batches per SQS source without ``maximum_concurrency``: Lambda's SQS scaling
+starts with five concurrent batches (and grows with the backlog; locally it stays at five)."""
+LONG_POLL_SECONDS = 1
+"""A started SQS source's receive wait. Lambda's pollers wait 20 s; one second here, so that
+``stop()`` (Ctrl+C) returns within about a second."""
 Handler = Callable[[dict[str, Any], Any], Any]
 ClientFactory = Callable[[str], Any]
 
@@ -102,12 +114,13 @@ class Source:
         self.paused = False
         self.stats = Stats()
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()  # an SQS source's batches count from several threads
 
     def poll(self) -> int:
-        """Deliver at most one batch; the number of records taken from the source.
+        """Deliver at most one batch, without waiting; the number of records taken.
 
-        One poll of a source at a time (as one shard or one schedule is one invocation at a
-        time here); different sources run side by side.
+        One ``poll`` of a source at a time (``drain`` and ``fire``; a stream shard's thread
+        too, so a shard never has two batches in flight); different sources run side by side.
         """
         with self._lock:
             return self._poll()
@@ -115,9 +128,14 @@ class Source:
     def _poll(self) -> int:
         raise NotImplementedError
 
+    def _count(self, invocations: int = 0, records: int = 0, failures: int = 0) -> None:
+        with self._stats_lock:
+            self.stats.invocations += invocations
+            self.stats.records += records
+            self.stats.failures += failures
+
     def _invoke(self, event: dict[str, Any], records: int) -> tuple[bool, Any]:
-        self.stats.invocations += 1
-        self.stats.records += records
+        self._count(invocations=1, records=records)
         try:
             return True, self._handler(event, LambdaContext(self.name, self._region))
         except Exception:
@@ -135,32 +153,48 @@ class SqsSource(Source):
         region: str,
         sqs: Any,
         fast_retry: bool,
+        concurrency: int,
     ) -> None:
         super().__init__(config.name, handler, region)
+        if concurrency < 1:
+            raise ValueError(f"{config.name}: concurrency must be at least 1, not {concurrency}")
         queue = config.queue or str(config.queue_arn).rsplit(":", 1)[-1]
         self.queue_url: str = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         self.queue_arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"
         self._sqs, self._batch, self._fast_retry = sqs, config.batch_size, fast_retry
+        self.concurrency = concurrency
 
     def _poll(self) -> int:
-        messages = self._sqs.receive_message(
+        messages = self.receive(wait_seconds=0)
+        if messages:
+            self.deliver(messages)
+        return len(messages)
+
+    def receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        """One batch from the queue, waiting up to ``wait_seconds`` for one (long polling)."""
+        messages: list[dict[str, Any]] = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=min(self._batch, SQS_MAX_BATCH),
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=wait_seconds,
         ).get("Messages", [])
-        if not messages:
-            return 0
+        return messages
+
+    def deliver(self, messages: list[dict[str, Any]]) -> None:
+        """Invoke the handler with one received batch; delete the successes."""
         ok, response = self._invoke({"Records": [self._record(m) for m in messages]}, len(messages))
         ids = [m["MessageId"] for m in messages]
         failed = failed_ids(response, ids) if ok else None
         failed_set = set(ids if failed is None else failed)
         done = [m for m in messages if m["MessageId"] not in failed_set]
         retry = [m for m in messages if m["MessageId"] in failed_set]
-        self.stats.failures += len(retry)
+        self._count(failures=len(retry))
         self._settle(done, retry)
-        return len(messages)
+
+    def give_back(self, messages: list[dict[str, Any]]) -> None:
+        """Make received messages visible again undelivered (received as the source paused)."""
+        self._make_visible(messages)
 
     def _settle(self, done: list[dict[str, Any]], retry: list[dict[str, Any]]) -> None:
         if done:
@@ -171,11 +205,15 @@ class SqsSource(Source):
                 ],
             )
         if retry and self._fast_retry:
+            self._make_visible(retry)
+
+    def _make_visible(self, messages: list[dict[str, Any]]) -> None:
+        if messages:
             self._sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(retry)
+                    for i, m in enumerate(messages)
                 ],
             )
 
@@ -255,7 +293,7 @@ class StreamSource(Source):
             self._attempt = 0
             self._iterator = response["NextShardIterator"]
             return len(records)
-        self.stats.failures += 1
+        self._count(failures=1)
         first_failed = numbers[0] if failed is None else min(failed, key=int)
         self._attempt += 1
         if self._attempt <= self._max_retries:
@@ -374,7 +412,7 @@ class ScheduleSource(Source):
             1,
         )
         if not ok:
-            self.stats.failures += 1
+            self._count(failures=1)
         return 1
 
 
@@ -400,15 +438,22 @@ class EventSourceRunner:
         on_stream_failure: Callable[[dict[str, Any]], None] | None = None,
         on_resume: dict[str, str] | None = None,
         stream_filters: dict[str, list[dict[str, Any]]] | None = None,
+        sqs_concurrency: dict[str, int] | None = None,
     ) -> None:
+        """``sqs_concurrency`` overrides a queue source's ``maximum_concurrency`` (the
+        template's ``ScalingConfig``); without either it runs ``DEFAULT_SQS_CONCURRENCY``."""
         self.sources: dict[str, Source] = {}
         self._on_resume = on_resume or {}
         stream_filters = stream_filters or {}
+        sqs_concurrency = sqs_concurrency or {}
         for config in app.event_sources:
             handler = resolve_handler(config.handler_string)
             source: Source
             if isinstance(config, SQSEventConfig):
-                source = SqsSource(config, handler, region, client("sqs"), fast_retry)
+                concurrency = sqs_concurrency.get(
+                    config.name, config.maximum_concurrency or DEFAULT_SQS_CONCURRENCY
+                )
+                source = SqsSource(config, handler, region, client("sqs"), fast_retry, concurrency)
             elif isinstance(config, DynamoDBEventConfig):
                 source = StreamSource(
                     config,
@@ -430,8 +475,13 @@ class EventSourceRunner:
         streams = {n for n, s in self.sources.items() if isinstance(s, StreamSource)}
         if not set(stream_filters) <= streams:
             raise ValueError(f"filters for {sorted(set(stream_filters) - streams)}: not streams")
+        queues = {n for n, s in self.sources.items() if isinstance(s, SqsSource)}
+        if not set(sqs_concurrency) <= queues:
+            raise ValueError(f"concurrency for {sorted(set(sqs_concurrency) - queues)}: not queues")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._interval = 0.05
+        self._long_poll = LONG_POLL_SECONDS
 
     def _pollable(self) -> Iterable[Source]:
         return [
@@ -480,34 +530,98 @@ class EventSourceRunner:
         due = [s for s in self.sources.values() if isinstance(s, ScheduleSource) and s.due(now)]
         return sum(s.poll() for s in due)
 
-    def start(self, interval: float = 0.2) -> None:
-        """Poll in background threads until ``stop()``: one for the streams and queues, one for
-        the schedules, so a long scheduled run (a catch-up) never holds up delivery; on AWS
-        they are separate functions too."""
+    def start(self, interval: float = 0.05, long_poll: int = LONG_POLL_SECONDS) -> None:
+        """Poll every source on its own thread(s) until ``stop()``, as Lambda's pollers do.
 
-        def loop(step: Callable[[], int]) -> None:
-            while not self._stop.is_set():
-                try:
-                    busy = step()
-                except Exception:
-                    logger.exception("event-source runner: poll failed; retrying")
-                    busy = 0
-                if not busy:
-                    self._stop.wait(interval)
-
+        A stream shard: one thread, one batch at a time, in order; idle, it looks again after
+        ``interval`` seconds. A queue: one receiver long-polling (``long_poll`` seconds) while
+        fewer than the source's ``concurrency`` batches are in flight, each batch delivered on
+        a thread of its own pool. The schedules: one thread, so a long scheduled run (a
+        catch-up) holds up no delivery; on AWS they are separate functions too.
+        """
+        if self._threads:
+            raise RuntimeError("the runner is already started")
         self._stop.clear()
+        targets: list[tuple[str, Callable[[], None]]] = [("schedules", self._run_schedules)]
+        for source in self.sources.values():
+            if isinstance(source, StreamSource):
+                targets.append((f"stream:{source.name}", self._shard_loop(source, interval)))
+            elif isinstance(source, SqsSource):
+                targets.append(
+                    (f"sqs:{source.name}", self._queue_loop(source, interval, long_poll))
+                )
+        self._interval, self._long_poll = interval, long_poll
         self._threads = [
-            threading.Thread(target=loop, args=(step,), name=name, daemon=True)
-            for name, step in (
-                ("event-source-runner", self.poll_once),
-                ("schedule-runner", self.fire_due_schedules),
-            )
+            threading.Thread(target=target, name=f"runner-{name}", daemon=True)
+            for name, target in targets
         ]
         for thread in self._threads:
             thread.start()
 
+    def _run_schedules(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.fire_due_schedules()
+            except Exception:
+                logger.exception("event-source runner: a schedule failed")
+            self._stop.wait(self._interval)
+
+    def _shard_loop(self, source: StreamSource, interval: float) -> Callable[[], None]:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    busy = 0 if source.paused else source.poll()
+                except Exception:
+                    logger.exception("%s: polling the stream failed; retrying", source.name)
+                    busy = 0
+                if not busy:
+                    self._stop.wait(interval)
+
+        return loop
+
+    def _queue_loop(self, source: SqsSource, interval: float, wait: int) -> Callable[[], None]:
+        """A queue's receiver: up to ``source.concurrency`` batches in flight, never more."""
+        slots = threading.BoundedSemaphore(source.concurrency)
+
+        def deliver(messages: list[dict[str, Any]]) -> None:
+            try:
+                source.deliver(messages)
+            except Exception:
+                logger.exception("%s: settling a batch failed", source.name)
+            finally:
+                slots.release()
+
+        def receive() -> list[dict[str, Any]]:
+            try:
+                messages = source.receive(wait)
+            except Exception:
+                logger.exception("%s: receiving failed; retrying", source.name)
+                self._stop.wait(interval)
+                return []
+            if messages and (source.paused or self._stop.is_set()):
+                source.give_back(messages)  # a pause takes effect before the next invocation
+                return []
+            return messages
+
+        def loop() -> None:
+            with ThreadPoolExecutor(source.concurrency, f"runner-{source.name}") as pool:
+                while not self._stop.is_set():
+                    if source.paused:
+                        self._stop.wait(interval)
+                    elif slots.acquire(timeout=interval):
+                        messages = receive()
+                        if messages:
+                            pool.submit(deliver, messages)
+                        else:
+                            slots.release()
+
+        return loop
+
     def stop(self) -> None:
+        """Stop every poller; batches in flight finish first (a receive ends its long poll)."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=self._long_poll + 30)
+            if thread.is_alive():
+                logger.error("event-source runner: %s did not stop", thread.name)
         self._threads = []

@@ -9,7 +9,9 @@ Two tiers, one history:
 
 Positions are allocated per publisher batch with one atomic ``ADD`` on a counter row, so no
 row is written once per event. A publisher that dies between allocating and recording leaves
-holes: positions that will never be filled, which readers skip once they are old enough.
+holes: positions that will never be filled, which readers skip once they are old enough. The
+same row counts the events archived again at a new position (``rearchived``): the only way an
+event can be in the archive twice (see ``functions.publisher``).
 """
 
 import time
@@ -43,6 +45,8 @@ class Head(BaseModel):
     allocated_at: float = 0.0
     segmented_through: int = 0
     """Buckets below this one are in S3 segments."""
+    rearchived: int = 0
+    """Events archived again at a new position after their publisher's claim expired."""
 
 
 def _table(settings: Settings) -> str:
@@ -53,13 +57,19 @@ def bucket_of(settings: Settings, position: int) -> int:
     return position // settings.segment_size
 
 
-def allocate(settings: Settings, count: int) -> range:
-    """Reserve ``count`` consecutive positions with one atomic update."""
+def allocate(settings: Settings, count: int, rearchived: int = 0) -> range:
+    """Reserve ``count`` consecutive positions with one atomic update; ``rearchived`` of them
+    are for events that may be in the archive already (counted on the same row)."""
+    values: dict[str, Any] = {":count": count, ":now": _now()}
+    added = "head :count"
+    if rearchived:
+        values[":rearchived"] = rearchived
+        added += ", rearchived :rearchived"
     response = aws.client("dynamodb").update_item(
         TableName=_table(settings),
         Key=to_item(_COUNTER),
-        UpdateExpression="ADD head :count SET allocated_at = :now",
-        ExpressionAttributeValues=to_item({":count": count, ":now": _now()}),
+        UpdateExpression=f"ADD {added} SET allocated_at = :now",
+        ExpressionAttributeValues=to_item(values),
         ReturnValues="UPDATED_NEW",
     )
     last = int(from_item(response["Attributes"])["head"])
@@ -79,6 +89,7 @@ def head(settings: Settings) -> Head:
         position=int(values.get("head", 0)),
         allocated_at=float(values.get("allocated_at", 0)),
         segmented_through=int(values.get("segmented_through", 0)),
+        rearchived=int(values.get("rearchived", 0)),
     )
 
 
@@ -252,3 +263,23 @@ def _mark_segmented(settings: Settings, bucket: int) -> None:
 
 def _now() -> float:
     return time.time()
+
+
+class Census(BaseModel):
+    """How many records the archive holds for how many distinct events (1.00: each once)."""
+
+    records: int
+    distinct_events: int
+    rearchived: int
+    """Of the records, archived again after an expired claim: at most this many are extra."""
+
+    @property
+    def ratio(self) -> float:
+        return self.records / self.distinct_events if self.distinct_events else 1.0
+
+
+def census(settings: Settings) -> Census:
+    """Count the whole history (S3 segments and table): for tools and benchmarks, not hot paths."""
+    current = head(settings)
+    ids = [event.event_id for event in history(settings, current.position)]
+    return Census(records=len(ids), distinct_events=len(set(ids)), rearchived=current.rearchived)

@@ -57,3 +57,23 @@ def cancellation_codes(error: ClientError) -> list[str]:
 
 def is_cancelled(error: ClientError) -> bool:
     return bool(error.response["Error"]["Code"] == "TransactionCanceledException")
+
+
+def batch_get(table: str, keys: list[Item]) -> list[Item]:
+    """BatchGetItem (consistent), 100 keys a call, retrying unprocessed keys with backoff."""
+    client = aws.client("dynamodb")
+    found: list[Item] = []
+    for start in range(0, len(keys), 100):
+        pending: dict[str, Any] = {
+            table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+        }
+        for attempt in range(BATCH_ATTEMPTS):
+            response = client.batch_get_item(RequestItems=pending)
+            found += response.get("Responses", {}).get(table, [])
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        else:
+            raise Unprocessed(f"{len(pending[table]['Keys'])} reads from {table} left unprocessed")
+    return found

@@ -44,7 +44,16 @@ ARCHIVE_SEGMENT_PREFIX: Final = "segments/"
 METRIC_NAMESPACE: Final = "Blog"
 METRIC_DIMENSION: Final = "Stage"
 OLDEST_UNSENT_METRIC: Final = "OldestUnsentOutboxAgeSeconds"
-QUERY_LAG_METRIC: Final = "QueryLagPositions"
+CONSUMER_LAG_METRIC: Final = "ConsumerLagPositions"
+"""Positions between a consumer's watermark and the archive head, with a ``Consumer`` dimension."""
+CONSUMER_DIMENSION: Final = "Consumer"
+
+# Each consumer's checkpoint lives in its own table, under keys that start with this prefix:
+# the watermark (``watermark``) and the positions applied live above it (``seen#<bucket>``).
+# No post, comment or view key can start with it (ids are ULID-like, view keys are versions).
+CHECKPOINT_PREFIX: Final = "~checkpoint#"
+SEEN_BUCKET_SIZE: Final = 10_000
+"""Positions per seen-marks item: one item stays far below DynamoDB's 400 KB item limit."""
 
 # SNS message attributes: the event type (for subscription filter policies) and the event's
 # global position in the archive (for consumers' watermarks).

@@ -2,14 +2,15 @@
 
 ``write`` commits the service's own operations plus one outbox record per event with
 ``sent = false``, atomically. The publisher (``functions.publisher``) sees the record on the
-outbox table's stream, publishes it, and flips ``sent``. Nothing else publishes. An unsent
-record also carries ``unsent``, the key of a sparse index, so the sweeper finds the records
-that stayed unsent without a scan; flipping ``sent`` removes it.
+outbox table's stream, claims it (``claim``: a claim time stored on the record, on the condition
+that no live publisher claimed it before), archives and publishes it, and flips ``sent``.
+Nothing else publishes. An unsent record also carries ``unsent``, the key of a sparse index, so
+the sweeper finds the records that stayed unsent without a scan; flipping ``sent`` removes it.
 """
 
 import contextlib
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,6 +22,8 @@ from functions.events import Event
 
 UNSENT = "unsent"
 _FAILED = "ConditionalCheckFailed"
+MAX_TRANSACTION = 100
+CLAIM_ATTEMPTS = 3
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
 
 
@@ -37,6 +40,8 @@ class OutboxRecord(BaseModel):
     unsent: str | None = None
     position: int | None = None
     """The archive position, kept once a publish attempt archived the event but SNS failed."""
+    claimed_at: float | None = None
+    """When a publisher claimed it: a claim younger than the sweep grace is a live one's."""
 
     @classmethod
     def new(cls, event: Event) -> "OutboxRecord":
@@ -101,6 +106,61 @@ def mark_sent(table: str, event_id: str) -> None:
         )
 
 
+def _claim_operation(table: str, record: OutboxRecord, now: float) -> dict[str, Any]:
+    """Claim ``record`` if it is as read: unsent, not archived, and claimed as it was then."""
+    values: dict[str, Any] = {":now": now, ":false": False}
+    condition = "attribute_exists(#id) AND sent = :false AND attribute_not_exists(#position) AND "
+    if record.claimed_at is None:
+        condition += "attribute_not_exists(claimed_at)"
+    else:
+        condition += "claimed_at = :previous"
+        values[":previous"] = record.claimed_at
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": to_item({names.OUTBOX_KEY: record.event_id}),
+            "UpdateExpression": "SET claimed_at = :now",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#id": names.OUTBOX_KEY, "#position": "position"},
+            "ExpressionAttributeValues": to_item(values),
+        }
+    }
+
+
+def claim(table: str, records: Iterable[OutboxRecord], now: float) -> set[str]:
+    """Claim records for archiving; the event ids won. One transaction per 100 records.
+
+    A record is won if it is still as this publisher read it: never claimed (or, for the
+    sweeper's rescue of a dead publisher's record, claimed at the same time as read). A record
+    another publisher claimed first, or that is sent, is lost to this one; a transaction
+    cancelled for that is retried without the lost records. What conflicting transactions kept
+    from being claimed after ``CLAIM_ATTEMPTS`` stays unclaimed: the sweeper takes it later.
+    """
+    won: set[str] = set()
+    pending = list(records)
+    client = aws.client("dynamodb")
+    for start in range(0, len(pending), MAX_TRANSACTION):
+        chunk = pending[start : start + MAX_TRANSACTION]
+        for _ in range(CLAIM_ATTEMPTS):
+            if not chunk:
+                break
+            try:
+                client.transact_write_items(
+                    TransactItems=[_claim_operation(table, r, now) for r in chunk]
+                )
+            except ClientError as error:
+                if not is_cancelled(error):
+                    raise
+                codes = cancellation_codes(error)
+                if len(codes) != len(chunk):
+                    raise
+                chunk = [r for r, code in zip(chunk, codes, strict=True) if code != _FAILED]
+                continue
+            won |= {r.event_id for r in chunk}
+            break
+    return won
+
+
 def record_from_image(image: Item) -> OutboxRecord:
     """An outbox record from a stream image (typed JSON); raises ``ValidationError``."""
     return OutboxRecord.model_validate(from_item(image))
@@ -156,7 +216,24 @@ def oldest_unsent_age(table: str) -> float:
 
 
 def oldest_unsent(table: str) -> tuple[int, datetime | None]:
-    """How many records are unsent, and when the oldest was created."""
-    records = unsent(table, datetime.now(UTC), limit=10_000)
-    oldest = datetime.fromisoformat(records[0].created_at) if records else None
-    return len(records), oldest
+    """How many records are unsent, and when the oldest was created.
+
+    Counted with ``Select=COUNT``: no record is returned, so a backlog of thousands (a status
+    sampled every second during a burst) costs no transfer of them.
+    """
+    pages = (
+        aws.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            IndexName=names.OUTBOX_UNSENT_INDEX,
+            KeyConditionExpression="#unsent = :unsent",
+            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
+            ExpressionAttributeValues=to_item({":unsent": UNSENT}),
+            Select="COUNT",
+        )
+    )
+    count = sum(int(page["Count"]) for page in pages)
+    if not count:
+        return 0, None
+    return count, datetime.now(UTC) - timedelta(seconds=oldest_unsent_age(table))

@@ -1,13 +1,16 @@
 """The outbox publisher: the outbox table's stream in, the archive and the events topic out.
 
-For each new outbox record it (1) allocates the batch's global positions, (2) records the
-events in the archive, (3) publishes them to SNS (``PublishBatch``, ten at a time, with the
-event type and position as message attributes), and (4) flips each published record's ``sent``
-flag. Archiving comes first, so whatever a consumer misses is in the archive.
+For each new outbox record it (1) claims the batch's records (a claim time stored on each, on
+the condition that no publisher claimed it first: one transaction per batch), (2) allocates
+global positions for the records won, (3) records their events in the archive, (4) publishes
+them to SNS (``PublishBatch``, ten at a time, with the event type and position as message
+attributes), and (5) flips each published record's ``sent`` flag. Archiving comes before
+publishing, so whatever a consumer misses is in the archive; claiming comes before archiving,
+so the sweeper and a late stream publisher never both archive a record.
 
 If SNS fails, the records stay unsent and the handler returns normally: the stream shard is
-not blocked by retrying, and the scheduled sweeper republishes them once SNS is back.
-Republishing is safe because every consumer is idempotent.
+not blocked by retrying, and the scheduled sweeper republishes them once SNS is back, at the
+position they were archived at. Republishing is safe because every consumer is idempotent.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -27,12 +30,24 @@ from functions.settings import Settings
 bp = Blueprint(__name__)
 logger = Logger(service="publisher")
 SNS_BATCH = 10
+REARCHIVED_METRIC = "RearchivedEvents"
+"""Events the sweeper archived again after their publisher died holding the claim."""
 
 
 class PublishReport(BaseModel):
     records: int = 0
+    """Records archived (or found archived) and sent to SNS."""
     published: int = 0
     failed: int = 0
+    """SNS refused them: they stay unsent, and the sweeper publishes them again."""
+    claimed_elsewhere: int = 0
+    """Another publisher claimed them first (or they were sent meanwhile): left to it."""
+    left_to_live_publishers: int = 0
+    """Sweeper: claimed less than the sweep grace ago by a publisher that may still finish."""
+    republished: int = 0
+    """Sweeper: published again from the position they were archived at, not archived again."""
+    rearchived: int = 0
+    """Sweeper: archived after their publisher died holding the claim: perhaps a second copy."""
 
 
 def stream_arn(prefix: str) -> str:
@@ -87,32 +102,93 @@ def _archived(record: OutboxRecord, position: int, now: float) -> ArchivedEvent:
     )
 
 
-def archive_and_publish(config: Settings, records: list[OutboxRecord]) -> PublishReport:
-    """Archive ``records``, publish them, and mark the published ones sent.
+def _claim_and_archive(
+    config: Settings, records: list[OutboxRecord], report: PublishReport, *, rescue: bool
+) -> list[ArchivedEvent]:
+    """Claim the records, allocate positions for the ones won, archive them.
 
-    A record archived by an earlier attempt whose publish failed keeps its position (stored
-    on the outbox record), so republishing it during a long broker outage does not archive
-    it again and again.
+    Claiming first, a record another publisher holds costs no position (no hole). ``rescue``:
+    the records hold a dead publisher's expired claim, which may have archived them already;
+    they are counted on the archive's counter as ``rearchived``.
     """
     if not records:
-        return PublishReport()
-    fresh = [record for record in records if record.position is None]
-    positions = archive.allocate(config, len(fresh)) if fresh else range(0)
+        return []
+    won = outbox.claim(config.table(names.OUTBOX_TABLE), records, datetime.now(UTC).timestamp())
+    claimed = [record for record in records if record.event_id in won]
+    report.claimed_elsewhere += len(records) - len(claimed)
+    if not claimed:
+        return []
+    positions = archive.allocate(config, len(claimed), rearchived=len(claimed) if rescue else 0)
     now = datetime.now(UTC).timestamp()  # after allocating: archived_at bounds allocation time
-    new = [_archived(r, p, now) for p, r in zip(positions, fresh, strict=True)]
-    archive.record(config, new)
-    again = [_archived(r, r.position, now) for r in records if r.position is not None]
-    published = publish(config.topic_arn, new + again)
+    events = [_archived(r, p, now) for p, r in zip(positions, claimed, strict=True)]
+    archive.record(config, events)
+    if rescue:
+        report.rearchived += len(events)
+    return events
+
+
+def _publish_and_mark(
+    config: Settings, events: list[ArchivedEvent], report: PublishReport, *, known: set[str]
+) -> None:
+    """Publish archived events, flip ``sent`` of the published ones, and keep the position of
+    the others (unless ``known`` has it already), so that a republish does not archive again."""
+    published = publish(config.topic_arn, events)
     table = config.table(names.OUTBOX_TABLE)
     for event in published:
         outbox.mark_sent(table, event.event_id)
     done = {event.event_id for event in published}
-    for event in new:
-        if event.event_id not in done:
+    for event in events:
+        if event.event_id not in done and event.event_id not in known:
             outbox.remember_position(table, event.event_id, event.position)
-    return PublishReport(
-        records=len(records), published=len(published), failed=len(records) - len(published)
+    report.records += len(events)
+    report.published += len(published)
+    report.failed += len(events) - len(published)
+
+
+def publish_new(config: Settings, records: list[OutboxRecord]) -> PublishReport:
+    """Claim, archive, publish and mark sent records nobody claimed yet (the stream's)."""
+    report = PublishReport()
+    events = _claim_and_archive(config, records, report, rescue=False)
+    _publish_and_mark(config, events, report, known=set())
+    return report
+
+
+def sweep(config: Settings, stale: list[OutboxRecord], now: float) -> PublishReport:
+    """Publish the unsent records the stream publisher did not finish, archiving each once.
+
+    - archived (a position kept after SNS failed): published again from that position;
+    - never claimed (the stream publisher is late): claimed and published as the stream
+      publisher does; when the stream publisher gets there, its claim loses;
+    - claimed less than the sweep grace ago: a live publisher's; left to it;
+    - claimed longer ago and not archived-and-kept: the claimant died between claiming and
+      marking sent, perhaps after archiving. Claimed again (if still claimed as read) and
+      archived at a new position: the one case where an event may be archived twice, counted
+      in the archive's ``rearchived``, logged, and published as a metric.
+    """
+    report = PublishReport()
+    kept = [_archived(r, r.position, now) for r in stale if r.position is not None]
+    unclaimed = [r for r in stale if r.position is None and r.claimed_at is None]
+    expired: list[OutboxRecord] = []
+    for record in stale:
+        if record.position is None and record.claimed_at is not None:
+            if now - record.claimed_at < config.sweep_grace_seconds:
+                report.left_to_live_publishers += 1
+            else:
+                expired.append(record)
+    report.republished = len(kept)
+    events = (
+        kept
+        + _claim_and_archive(config, unclaimed, report, rescue=False)
+        + _claim_and_archive(config, expired, report, rescue=True)
     )
+    _publish_and_mark(config, events, report, known={e.event_id for e in kept})
+    if report.rearchived:
+        logger.warning(
+            "rescued records whose publisher died after claiming them: archived again",
+            rearchived=report.rearchived,
+        )
+        metrics.publish(config, REARCHIVED_METRIC, report.rearchived, MetricUnit.Count)
+    return report
 
 
 @bp.on_dynamodb_record(
@@ -138,7 +214,9 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
                 reason=str(error),
             )
             unreadable.append({"itemIdentifier": record.sequence_number})
-    archive_and_publish(settings.load(), [r for r in fresh if not r.sent])
+    report = publish_new(settings.load(), [r for r in fresh if not r.sent])
+    if report.claimed_elsewhere:
+        logger.info("records already claimed: left to their publisher", **report.model_dump())
     return {"batchItemFailures": unreadable}
 
 
@@ -147,9 +225,9 @@ def sweep_unsent(event: CloudWatchEvent) -> dict[str, Any]:
     """Republish records that stayed unsent longer than the grace period (broker outage)."""
     config = settings.load()
     table = config.table(names.OUTBOX_TABLE)
-    cutoff = datetime.now(UTC) - timedelta(seconds=config.sweep_grace_seconds)
-    stale = outbox.unsent(table, cutoff)
-    report = archive_and_publish(config, stale)
+    now = datetime.now(UTC)
+    stale = outbox.unsent(table, now - timedelta(seconds=config.sweep_grace_seconds))
+    report = sweep(config, stale, now.timestamp())
     if stale:
         logger.info("swept unsent outbox records", **report.model_dump())
     metrics.publish(

@@ -5,17 +5,24 @@ from typing import Any
 from emulator import ops
 from functions import aws, names, settings
 from functions.dynamo import from_item
+from functions.subscriptions import checkpoint
 
 PREFIX = settings.load().prefix
 
 
-def scan(table_suffix: str) -> list[dict[str, Any]]:
+def scan(table_suffix: str, *, checkpoints: bool = False) -> list[dict[str, Any]]:
+    """Every item of a table; a consumer's checkpoint items only if ``checkpoints``."""
     pages = (
         aws.client("dynamodb")
         .get_paginator("scan")
         .paginate(TableName=names.resource(PREFIX, table_suffix), ConsistentRead=True)
     )
-    return [from_item(item) for page in pages for item in page["Items"]]
+    items = [from_item(item) for page in pages for item in page["Items"]]
+    return [
+        item
+        for item in items
+        if checkpoints or not any(checkpoint.is_checkpoint_key(v) for v in item.values())
+    ]
 
 
 def queue_url(name: str) -> str:

@@ -1,15 +1,13 @@
-"""Comments routes and queue consumer."""
+"""Comments routes, queue consumer and catch-up schedule."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Blueprint, SQSEvent
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
 from functions import names, settings
 from functions.commands import CreateComment
 from functions.comments import service
-from functions.consumer import Handlers, PartialItemFailureResponse, consume
-from functions.events import CommentModerated
 from functions.http import (
     ACCEPTED_CONTENT_TYPES,
     HttpError,
@@ -18,6 +16,7 @@ from functions.http import (
     parse_body,
     path_id,
 )
+from functions.subscriptions import follower, live
 
 bp = Blueprint(__name__)
 logger = Logger(service="comments")
@@ -40,17 +39,16 @@ def create_comment(post_id: str) -> Any:
     return created([c.model_dump(include={"id", "content", "status"}) for c in comments])
 
 
-def _apply(event: CommentModerated, _position: int | None) -> None:
-    service.apply_moderation(settings.load(), event)
-
-
-HANDLERS: Handlers = {CommentModerated: _apply}
-
-
 @bp.on_sqs_message(
     queue_arn=names.queue_arn_placeholder(settings.import_time_prefix(), "comments"),
     batch_size=10,
     name="comments_consumer",
 )
-def on_comment_moderated(event: SQSEvent) -> PartialItemFailureResponse:
-    return consume(event, HANDLERS, logger)
+def on_comment_moderated(event: SQSEvent) -> live.PartialItemFailureResponse:
+    return live.consume(event, service.SUBSCRIPTION, logger)
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="comments_catch_up")
+def catch_up(event: CloudWatchEvent) -> dict[str, Any]:
+    """Apply from the archive the moderation results the queue never delivered."""
+    return follower.scheduled(service.SUBSCRIPTION)

@@ -1,7 +1,8 @@
-"""Comments use cases: create a pending comment; apply a moderation result."""
+"""Comments use cases: create a pending comment; apply a moderation result; its subscription."""
 
 from aws_lambda_powertools import Logger
 
+from functions import names
 from functions.commands import CreateComment
 from functions.comments import store
 from functions.events import (
@@ -13,6 +14,7 @@ from functions.events import (
 )
 from functions.ids import new_id
 from functions.settings import Settings
+from functions.subscriptions.subscription import Subscription
 
 logger = Logger(service="comments")
 
@@ -64,3 +66,15 @@ def apply_moderation(settings: Settings, event: CommentModerated) -> None:
     except store.CommentChanged:
         logger.info("comment changed concurrently; retrying", comment_id=result.id)
         apply_moderation(settings, event)
+
+
+def _on_comment_moderated(settings: Settings, event: CommentModerated, _track: str) -> None:
+    apply_moderation(settings, event)
+
+
+SUBSCRIPTION = Subscription(
+    name="comments",
+    table=names.COMMENTS_TABLE,
+    key=names.COMMENTS_KEY,
+    handlers={CommentModerated: _on_comment_moderated},
+)

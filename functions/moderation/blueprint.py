@@ -1,22 +1,16 @@
-"""Moderation's queue consumer."""
+"""Moderation's queue consumer and catch-up schedule."""
+
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Blueprint, SQSEvent
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
 from functions import names, settings
-from functions.consumer import Handlers, PartialItemFailureResponse, consume
-from functions.events import CommentCreated
 from functions.moderation import service
+from functions.subscriptions import follower, live
 
 bp = Blueprint(__name__)
 logger = Logger(service="moderation")
-
-
-def _moderate(event: CommentCreated, _position: int | None) -> None:
-    service.moderate_comment(settings.load(), event)
-
-
-HANDLERS: Handlers = {CommentCreated: _moderate}
 
 
 @bp.on_sqs_message(
@@ -24,5 +18,11 @@ HANDLERS: Handlers = {CommentCreated: _moderate}
     batch_size=10,
     name="moderation_consumer",
 )
-def on_comment_created(event: SQSEvent) -> PartialItemFailureResponse:
-    return consume(event, HANDLERS, logger)
+def on_comment_created(event: SQSEvent) -> live.PartialItemFailureResponse:
+    return live.consume(event, service.SUBSCRIPTION, logger)
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="moderation_catch_up")
+def catch_up(event: CloudWatchEvent) -> dict[str, Any]:
+    """Decide from the archive the comments whose CommentCreated the queue never delivered."""
+    return follower.scheduled(service.SUBSCRIPTION)

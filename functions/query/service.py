@@ -1,23 +1,30 @@
-"""Query use cases: project an event into the view; read the view."""
+"""Query use cases: project an event into the view; read the view. And its subscription."""
 
+from functions import names
 from functions.events import Event
 from functions.query import projection, store
 from functions.settings import Settings
+from functions.subscriptions.subscription import Subscription
 
 
-def project(settings: Settings, event: Event, position: int | None, versions: list[str]) -> int:
-    """Apply ``event`` to ``versions`` of the view; the number of rows it changed.
+def project(settings: Settings, event: Event, version: str) -> int:
+    """Apply ``event`` to ``version`` of the view; the number of rows it changed."""
+    return sum(store.put_if_newer(settings, version, r) for r in projection.rows_for(event))
 
-    The live path passes the pointer's written versions (the active one and, during a rebuild,
-    the one being built); recovery passes the version it repairs. With a position, the event
-    is also marked seen, for the version's watermark.
-    """
-    changed = 0
-    for version in versions:
-        changed += sum(store.put_if_newer(settings, version, r) for r in projection.rows_for(event))
-        if position is not None:
-            store.mark_seen(settings, version, position)
-    return changed
+
+def _written_versions(settings: Settings) -> list[str]:
+    """The versions a live update writes: the active one and, during a rebuild, the new one."""
+    return store.pointer(settings).written
+
+
+SUBSCRIPTION = Subscription(
+    name="query",
+    table=names.VIEW_TABLE,
+    key=names.VIEW_KEY,
+    handlers=dict.fromkeys(projection.PROJECTED_EVENTS, project),
+    tracks=_written_versions,
+)
+"""The view consumes the events it is made of; each view version is a track of its own."""
 
 
 def all_posts(settings: Settings) -> dict[str, dict[str, object]]:

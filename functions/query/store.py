@@ -6,13 +6,10 @@ a post and its comments are contiguous and in creation order. Beside them:
 
 - the pointer row (``meta``/``active``) names the version reads use and, during a rebuild, the
   version being built, which live updates also write;
-- each version's checkpoint (``meta``/``checkpoint#<version>``): its contiguous watermark, the
-  archive position up to which every event is applied;
-- each version's seen markers (``<version>#seen``/``<position>``): positions applied live
-  above the watermark, which catch-up folds into the watermark and deletes.
+- each version's checkpoint (a track of the query subscription, ``functions.subscriptions``),
+  under ``~checkpoint#query#<version>``.
 """
 
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -81,63 +78,6 @@ def active_version(settings: Settings) -> str:
     return pointer(settings).active
 
 
-def _checkpoint_key(version: str) -> dict[str, Any]:
-    return to_item({PARTITION: _META, SORT: f"checkpoint#{version}"})
-
-
-def watermark(settings: Settings, version: str) -> int:
-    item = (
-        aws.client("dynamodb")
-        .get_item(TableName=_table(settings), Key=_checkpoint_key(version), ConsistentRead=True)
-        .get("Item")
-    )
-    return int(from_item(item)["watermark"]) if item else 0
-
-
-def save_watermark(settings: Settings, version: str, position: int) -> None:
-    """Move the watermark forward only: a slower concurrent catch-up cannot move it back."""
-    client = aws.client("dynamodb")
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
-        client.put_item(
-            TableName=_table(settings),
-            Item={**_checkpoint_key(version), **to_item({"watermark": position})},
-            ConditionExpression="attribute_not_exists(watermark) OR watermark < :position",
-            ExpressionAttributeValues=to_item({":position": position}),
-        )
-
-
-def _seen_partition(version: str) -> str:
-    return f"{version}#seen"
-
-
-def mark_seen(settings: Settings, version: str, position: int) -> None:
-    aws.client("dynamodb").put_item(
-        TableName=_table(settings),
-        Item=to_item({PARTITION: _seen_partition(version), SORT: f"{position:020d}"}),
-    )
-
-
-def seen(settings: Settings, version: str) -> set[int]:
-    """Every position marked seen in ``version``."""
-    pages = (
-        aws.client("dynamodb")
-        .get_paginator("query")
-        .paginate(
-            TableName=_table(settings),
-            KeyConditionExpression="#view = :view",
-            ExpressionAttributeNames={"#view": PARTITION},
-            ExpressionAttributeValues=to_item({":view": _seen_partition(version)}),
-            ConsistentRead=True,
-        )
-    )
-    return {int(from_item(item)[SORT]) for page in pages for item in page["Items"]}
-
-
-def forget_seen(settings: Settings, version: str, positions: Iterable[int]) -> None:
-    keys = [{PARTITION: _seen_partition(version), SORT: f"{p:020d}"} for p in positions]
-    batch_write(_table(settings), [{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
-
-
 def put_rows(settings: Settings, version: str, rows: Iterable[Row]) -> int:
     """Write rows unconditionally, 25 to a call: only for a version nobody else writes yet."""
     requests = [
@@ -149,23 +89,21 @@ def put_rows(settings: Settings, version: str, rows: Iterable[Row]) -> int:
 
 
 def drop_version(settings: Settings, version: str) -> None:
-    """Delete a version's rows, seen markers and checkpoint."""
-    for partition in (version, _seen_partition(version)):
-        keys = [
-            {PARTITION: partition, SORT: key}
-            for page in aws.client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=_table(settings),
-                KeyConditionExpression="#view = :view",
-                ExpressionAttributeNames={"#view": PARTITION, "#sort": SORT},
-                ExpressionAttributeValues=to_item({":view": partition}),
-                ProjectionExpression="#sort",
-            )
-            for key in (from_item(item)[SORT] for item in page["Items"])
-        ]
-        batch_write(_table(settings), [{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
-    aws.client("dynamodb").delete_item(TableName=_table(settings), Key=_checkpoint_key(version))
+    """Delete a version's rows (its checkpoint is the subscription's to drop)."""
+    keys = [
+        {PARTITION: version, SORT: key}
+        for page in aws.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(settings),
+            KeyConditionExpression="#view = :view",
+            ExpressionAttributeNames={"#view": PARTITION, "#sort": SORT},
+            ExpressionAttributeValues=to_item({":view": version}),
+            ProjectionExpression="#sort",
+        )
+        for key in (from_item(item)[SORT] for item in page["Items"])
+    ]
+    batch_write(_table(settings), [{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
 
 
 def put_if_newer(settings: Settings, version: str, row: Row) -> bool:

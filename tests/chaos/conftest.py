@@ -25,6 +25,8 @@ class Tally:
     operations: Counter[str] = field(default_factory=Counter)
     events_lost: int = 0
     duplicates_visible: int = 0
+    pending_left: int = 0
+    """Comments still pending at the end: a decision some consumer never made or applied."""
     archive_records: int = 0
     distinct_events: int = 0
     """Archive records and the distinct event ids among them, summed over the scenarios: a
@@ -44,6 +46,7 @@ class Tally:
             "operations": dict(sorted(self.operations.items())),
             "events_lost": self.events_lost,
             "duplicates_visible": self.duplicates_visible,
+            "comments_left_pending": self.pending_left,
             "archive_records": self.archive_records,
             "distinct_event_ids": self.distinct_events,
             "archive_records_per_event": round(self.archive_records / self.distinct_events, 3)
@@ -72,6 +75,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"operations: {operations or 'none'}")
     terminalreporter.write_line(f"events lost: {totals['events_lost']} (must be 0)")
     terminalreporter.write_line(f"duplicates visible: {totals['duplicates_visible']} (must be 0)")
+    terminalreporter.write_line(
+        f"comments left pending: {totals['comments_left_pending']} (must be 0)"
+    )
     terminalreporter.write_line(
         "archive records / distinct event ids: "
         f"{totals['archive_records']} / {totals['distinct_event_ids']}"

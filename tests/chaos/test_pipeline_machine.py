@@ -10,7 +10,8 @@ partial and full drains of the event sources, the schedules, and faults:
   of its batch (every message of the batch comes back);
 - duplicate and reordered delivery: captured messages published again, newest first;
 - poison messages in any consumer's queue;
-- the query consumer paused, unsubscribed, or paused with its queue purged, and restored;
+- any consumer (moderation, comments or query) paused, unsubscribed, or paused with its queue
+  purged, and restored;
 - a rebuild with writes and partial drains while it reads the history;
 - archive buckets copied to S3 and expired from the table (TTL).
 
@@ -65,6 +66,8 @@ from emulator.template import ROOT
 from functions import archive, aws, events, names
 from functions import settings as blog_settings
 from functions.query import recovery, store
+from functions.query.service import SUBSCRIPTION as QUERY
+from functions.subscriptions import checkpoint
 from tests.chaos.conftest import TALLY
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
@@ -77,7 +80,8 @@ OUTBOX_TABLE = names.resource(PREFIX, names.OUTBOX_TABLE)
 VIEW_TABLE = names.resource(PREFIX, names.VIEW_TABLE)
 TAP_QUEUE = f"{PREFIX}-tap"
 POLLED = ("outbox_publisher", "moderation_consumer", "comments_consumer", "query_consumer")
-SCHEDULES = ("outbox_sweeper", "query_catch_up", "archive_segmenter", "archive_ttl_expiry")
+CATCH_UPS = tuple(f"{consumer}_catch_up" for consumer in names.CONSUMERS)
+SCHEDULES = ("outbox_sweeper", *CATCH_UPS, "archive_segmenter", "archive_ttl_expiry")
 SNS_ENDPOINT = "https://sns.us-east-1.amazonaws.com"
 ARCHIVE_TABLE = names.resource(PREFIX, names.ARCHIVE_TABLE)
 FAILURES_QUEUE = names.resource(PREFIX, names.PUBLISHER_FAILURES_QUEUE)
@@ -106,6 +110,7 @@ FAULT_KINDS = (
     "queue_purged",
     "rebuild_mid_stream",
     "long_grace_periods",
+    *(f"outage_of_{consumer}" for consumer in names.CONSUMERS),
 )
 """Every kind of fault the machine injects; the scripted scenario injects each one."""
 CONSUMER_WRITES = {
@@ -143,6 +148,10 @@ REJECTS = {
         [
             "a",
             "and",
+            "comments",
+            "moderation",
+            "of",
+            "query",
             "crash",
             "day",
             "during",
@@ -247,7 +256,8 @@ class Pipeline(RuleBasedStateMachine):
         # Faults in progress and their bookkeeping.
         self.sns_down: contextlib.ExitStack | None = None
         self.sns_failures: list[dict[str, Any]] = []
-        self.outage: ops.Mode | None = None
+        self.outage: tuple[str, ops.Mode] | None = None
+        """The consumer that is down, and how (one at a time)."""
         self.poison: dict[str, list[str]] = {consumer: [] for consumer in names.CONSUMERS}
         self.purged_poison: list[str] = []
         self.serial = itertools.count(1)
@@ -303,7 +313,7 @@ class Pipeline(RuleBasedStateMachine):
             # complete archive buckets go to S3, and their table records expire (TTL)
             self.runner.fire("archive_segmenter")
             expire_segmented_records()
-        elif schedule == "query_catch_up" and self.long_grace is not None:
+        elif schedule.endswith("_catch_up") and self.long_grace is not None:
             self.runner.fire(schedule)
             self._check_young_holes_hold_the_watermark()
         elif schedule == "outbox_sweeper" and self.long_grace is not None:
@@ -322,7 +332,7 @@ class Pipeline(RuleBasedStateMachine):
         present = {e.position for e in archive.history(config, head.position)}
         first_segment = head.segmented_through * config.segment_size
         young = [p for p in range(first_segment, head.position + 1) if p > 0 and p not in present]
-        watermark = store.watermark(config, store.active_version(config))
+        watermark = checkpoint.watermark(config, QUERY, store.active_version(config))
         assert not young or watermark < min(young), f"watermark {watermark} passed {young}"
 
     @staticmethod
@@ -522,27 +532,29 @@ class Pipeline(RuleBasedStateMachine):
         self.poison[consumer].append(body)
         self.faults["poison_message"] += 1
 
-    @rule(mode=st.sampled_from(ops.MODES))
-    def query_outage_starts_or_ends(self, mode: ops.Mode) -> None:
+    @rule(consumer=st.sampled_from(names.CONSUMERS), mode=st.sampled_from(ops.MODES))
+    def outage_starts_or_ends(self, consumer: str, mode: ops.Mode) -> None:
+        """Take a consumer down (any of them), or end the outage under way."""
         if self.outage is not None:
-            ops.outage_end(self.consumers, "query")
+            ops.outage_end(self.consumers, self.outage[0])
             self.outage = None
             return
-        in_dlq = peek_bodies(names.dead_letter_queue(PREFIX, "query"))
+        in_dlq = peek_bodies(names.dead_letter_queue(PREFIX, consumer))
         try:
-            ops.outage_start(self.consumers, "query", mode)
+            ops.outage_start(self.consumers, consumer, mode)
         except ops.PurgeRefused:
             # One purge per queue per 60 s, on AWS as on moto: refused, and nothing changed.
             assert mode == "purge"
-            assert not self.consumers.is_paused("query_consumer")
+            assert not self.consumers.is_paused(f"{consumer}_consumer")
             self.operations["purge_refused_within_60_s"] += 1
             return
         if mode == "purge":
             # Poison messages still queued were deleted with the rest; those in the DLQ stay.
-            self.purged_poison += [b for b in self.poison["query"] if b not in in_dlq]
-            self.poison["query"] = [b for b in self.poison["query"] if b in in_dlq]
-        self.outage = mode
+            self.purged_poison += [b for b in self.poison[consumer] if b not in in_dlq]
+            self.poison[consumer] = [b for b in self.poison[consumer] if b in in_dlq]
+        self.outage = (consumer, mode)
         self.faults[OUTAGE_FAULT[mode]] += 1
+        self.faults[f"outage_of_{consumer}"] += 1
 
     @rule(title=TEXTS, content=TEXTS, polls=st.integers(0, 4))
     def rebuild_mid_stream(self, title: str, content: str, polls: int) -> None:
@@ -658,13 +670,19 @@ class Pipeline(RuleBasedStateMachine):
         self._sns_back()
         self._grace_over()
         if self.outage is not None:
-            ops.outage_end(self.consumers, "query")
+            ops.outage_end(self.consumers, self.outage[0])
             self.outage = None
         self.runner.drain()
         self.runner.fire("outbox_sweeper")
         self.runner.drain()
-        self.runner.fire("query_catch_up")
-        self.runner.drain()
+        # Each consumer's scheduled catch-up; a decision made by one emits events the next
+        # takes, so they run until a whole round leaves the archive head where it was.
+        head = -1
+        while head != archive.head(blog_settings.load()).position:
+            head = archive.head(blog_settings.load()).position
+            for catch_up in CATCH_UPS:
+                self.runner.fire(catch_up)
+                self.runner.drain()
 
     def _missing(self, view: dict[str, Any]) -> list[str]:
         """Lost: a post or comment of the oracle missing from the view, or not in its final
@@ -704,6 +722,9 @@ class Pipeline(RuleBasedStateMachine):
         TALLY.operations.update(self.operations)
         TALLY.events_lost += lost
         TALLY.duplicates_visible += duplicates
+        TALLY.pending_left += sum(
+            c["status"] == "pending" for post in view.values() for c in post["comments"]
+        )
         archived = self._archived()
         TALLY.archive_records += len(archived)
         TALLY.distinct_events += len({record.event_id for record in archived})
@@ -728,8 +749,8 @@ class Pipeline(RuleBasedStateMachine):
         head = archive.head(blog_settings.load()).position
         for row in state.consumers:
             assert (row.subscribed, row.paused, row.queue_depth) == (True, False, 0), row
-        [query] = [row for row in state.consumers if row.consumer == "query"]
-        assert query.watermark == head
+        for row in state.consumers:
+            assert row.watermark == head, row
         assert queue_depth(names.resource(PREFIX, names.PUBLISHER_FAILURES_QUEUE)) == 0
 
         # Each DLQ holds exactly the poison messages sent to its queue (less the purged).
@@ -773,7 +794,7 @@ def test_every_fault_in_one_scripted_scenario() -> None:
             lambda: m._write_comment(first, "peel an orange"),
             m.drain_all,
             lambda: m.fire_schedule("outbox_sweeper"),  # fails too: SNS is still down
-            lambda: m.query_outage_starts_or_ends("pause"),
+            lambda: m.outage_starts_or_ends("moderation", "pause"),
             *(
                 lambda c=consumer, k=kind: m.poison_message(c, k)
                 for consumer, kind in zip(names.CONSUMERS, sorted(POISON), strict=False)
@@ -781,7 +802,7 @@ def test_every_fault_in_one_scripted_scenario() -> None:
             lambda: m.poison_message("query", "malformed_json"),
             m.sns_goes_down_or_comes_back,  # SNS back
             lambda: m.publisher_crashes_after_publishing(second, "ORANGE!"),
-            lambda: m.query_outage_starts_or_ends("pause"),  # ends it (a catch-up)
+            lambda: m.outage_starts_or_ends("moderation", "pause"),  # ends it (a catch-up)
             lambda: m._write_comment(second, "crash while you read me"),
             lambda: m.consumer_crashes_mid_batch("moderation", whole_batch=True, after=0),
             lambda: m._write_comment(second, "and me"),
@@ -808,15 +829,18 @@ def test_every_fault_in_one_scripted_scenario() -> None:
             m.drain_all,
             *(
                 step
+                for consumer in names.CONSUMERS
                 for mode in ops.MODES
                 for step in (
-                    lambda mode=mode: m.query_outage_starts_or_ends(mode),
-                    lambda mode=mode: m._write_comment(first, f"written during a {mode} outage"),
+                    lambda c=consumer, mode=mode: m.outage_starts_or_ends(c, mode),
+                    lambda c=consumer, mode=mode: m._write_comment(
+                        first, f"an orange during a {mode} outage of {c}"
+                    ),
                     lambda: m.drain_some(list(POLLED), rounds=1),
-                    lambda mode=mode: m.query_outage_starts_or_ends(mode),  # ends it
+                    lambda c=consumer, mode=mode: m.outage_starts_or_ends(c, mode),  # ends it
                 )
             ),
-            lambda: m.query_outage_starts_or_ends("purge"),  # a second purge within 60 s: refused
+            lambda: m.outage_starts_or_ends("query", "purge"),  # a second purge within 60 s
             lambda: m._write_comment(second, "written while the purge was refused"),
             lambda: m.s3_fails("PutObject", times=1),
             lambda: m.fire_schedule("archive_ttl_expiry"),

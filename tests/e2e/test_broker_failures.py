@@ -62,12 +62,16 @@ def test_publisher_crash_between_publish_and_sent_republishes_and_applies_once(
         "dynamodb", "UpdateItem", crash, times=1, when=lambda p: p["TableName"] == outbox_table
     ) as crashed:
         api.post(f"/posts/{post['id']}/comments", {"content": "hello"})
-        runner.drain()
-    # THEN the record was published again (the archive holds it twice) ...
+        runner.drain()  # the stream's retries leave the record: its dead publisher claimed it
+    runner.fire("outbox_sweeper")
+    runner.drain()
+    # THEN the sweeper published it again; with the tests' hole grace of 0 its old position
+    # may count as a hole, so it was archived at a new one: twice in the archive, counted ...
     assert len(crashed) == 1
     config = settings.load()
     archived = [e.event_type for e in archive.history(config, archive.head(config).position)]
     assert archived.count("CommentCreated") == 2
+    assert archive.head(config).rearchived == 1
     # ... and nothing was applied twice: one decision, one update, comment at version 2
     assert len(scan(names.MODERATION_TABLE)) == 1
     assert [r["event_type"] for r in scan(names.OUTBOX_TABLE)].count("CommentUpdated") == 1

@@ -219,12 +219,12 @@ def test_an_older_event_never_replaces_what_a_newer_one_wrote(api: Api) -> None:
     config = settings.load()
     version = store.active_version(config)
     post = events.PostCreated.of(events.PostData(id="p1", title="t"))
-    service.project(config, post, None, [version])
+    service.project(config, post, version)
     updated = comment_event(events.CommentUpdated, status="approved", commentVersion=2)
-    assert service.project(config, updated, None, [version]) == 1
+    assert service.project(config, updated, version) == 1
     # WHEN the older CommentCreated (version 1, pending) arrives late
     created = comment_event(events.CommentCreated, status="pending", commentVersion=1)
-    changed = service.project(config, created, None, [version])
+    changed = service.project(config, created, version)
     # THEN it changes nothing
     assert changed == 0
     assert api.get("/posts/p1")[1]["comments"] == [

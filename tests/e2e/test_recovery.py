@@ -10,9 +10,10 @@ from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, aws, names, settings
-from functions.events import parse_event
-from functions.query import blueprint as query_blueprint
-from functions.query import recovery, service, store
+from functions.events import PostCreated
+from functions.query import recovery, store
+from functions.query.service import SUBSCRIPTION
+from functions.subscriptions import checkpoint, follower
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
 from tests.helpers import PREFIX, queue_url
@@ -71,8 +72,13 @@ def test_first_catch_up_after_live_delivery_writes_no_view_rows(
     report = recovery.catch_up(settings.load())
     assert report.recovered == 0
     assert report.ignored == 2  # the two CommentModerated, never delivered to query
-    puts = [c["Item"]["key"]["S"] for c in view_writes if "Item" in c]
-    assert puts == ["checkpoint#v1"]  # the watermark; the rest deletes the folded live marks
+    # only the checkpoint changes: the watermark, and the folded live marks removed
+    assert not [c for c in view_writes if "Item" in c]
+    changed = {(c["Key"]["view"]["S"], c["Key"]["key"]["S"]) for c in view_writes}
+    assert changed == {
+        ("~checkpoint#query#v1", "watermark"),
+        ("~checkpoint#query#v1", "seen#000000000000"),
+    }
 
 
 def test_rebuild_while_writes_continue_loses_nothing(api: Api, runner: EventSourceRunner) -> None:
@@ -158,34 +164,37 @@ def test_the_live_path_reads_the_view_pointer_once_per_batch(
 
 
 def test_a_batch_that_read_the_pointer_before_a_rebuild_loses_nothing(
-    api: Api, runner: EventSourceRunner
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch's events were archived before it read the pointer, so a rebuild that starts
     after that read catches its new version up with them: the stale read costs nothing."""
-    # GIVEN a batch of two posts, whose handlers read the pointer (v1) at the first event
+    # GIVEN a batch of two posts, whose live path reads the pointer (v1) at the first event
     runner.pause("query_consumer")
     _, first = api.post("/posts", {"title": "first of the batch"})
     _, second = api.post("/posts", {"title": "second of the batch"})
     runner.drain()
     config = settings.load()
-    archived = list(archive.history(config, archive.head(config).position))
-    events = {e.position: parse_event(e.payload) for e in archived}
-    handlers = query_blueprint.batch_handlers()
-    [(position, event), *rest] = sorted(events.items())
-    handlers[type(event)](event, position)
+    project = SUBSCRIPTION.handlers[PostCreated]
+    rebuilt: list[str] = []
+
+    def rebuild_after_the_first_event(config: settings.Settings, event: Any, track: str) -> Any:
+        result = project(config, event, track)
+        if not rebuilt:
+            rebuilt.append(recovery.rebuild(config).new_version)
+        return result
+
     # WHEN a whole rebuild runs before the batch's second event is applied
-    assert recovery.rebuild(config).new_version == "v2"
-    for position, event in rest:
-        handlers[type(event)](event, position)  # still writes v1 only
+    monkeypatch.setitem(SUBSCRIPTION.handlers, PostCreated, rebuild_after_the_first_event)  # type: ignore[misc]
+    runner.resume("query_consumer")
+    runner.drain()
+    assert rebuilt == ["v2"]
     # THEN the view shows both posts, with no further catch-up
     view = api.get("/posts")[1]
     assert {view[first["id"]]["title"], view[second["id"]]["title"]} == {
         "first of the batch",
         "second of the batch",
     }
-    assert store.watermark(config, "v2") == archive.head(config).position
-    runner.resume("query_consumer")
-    runner.drain()
+    assert checkpoint.watermark(config, SUBSCRIPTION, "v2") == archive.head(config).position
     assert api.get("/posts")[1] == oracle_view()
 
 
@@ -234,7 +243,7 @@ def test_replay_reapplies_from_a_position_and_changes_nothing(
 ) -> None:
     posts_with_comments(api, runner, 2, "replayed")
     _, before = api.get("/posts")
-    report = ops.replay(from_position=1)
+    report = ops.replay("query", from_position=1)
     assert report.recovered == 6  # 2 x (PostCreated, CommentCreated, CommentUpdated)
     assert api.get("/posts") == (200, before)
 
@@ -373,25 +382,24 @@ def test_a_catch_up_cut_short_resumes_where_it_stopped(
     # GIVEN a brand-new view with history to catch up, in chunks of two positions
     ops.outage_start(LocalConsumers(runner), "query", "unsubscribe")
     posts_with_comments(api, runner, 2, "history")
-    monkeypatch.setattr(recovery, "CHUNK", 2)
-    project = service.project
+    monkeypatch.setattr(follower, "CHUNK", 2)
     calls: list[int] = []
+    for event_type, project in dict(SUBSCRIPTION.handlers).items():
 
-    def timeout_on_the_third(*args: Any, **kwargs: Any) -> int:
-        calls.append(1)
-        if len(calls) == 3:
-            raise TimeoutError("the Lambda ran out of time")
-        changed: int = project(*args, **kwargs)
-        return changed
+        def timeout_on_the_third(*args: Any, project: Any = project) -> Any:
+            calls.append(1)
+            if len(calls) == 3:
+                raise TimeoutError("the Lambda ran out of time")
+            return project(*args)
 
-    monkeypatch.setattr(service, "project", timeout_on_the_third)
+        monkeypatch.setitem(SUBSCRIPTION.handlers, event_type, timeout_on_the_third)
     # WHEN the first run is cut short
     with pytest.raises(TimeoutError):
         recovery.catch_up(settings.load())
     # THEN its progress was saved, and the next run goes on from there
-    saved = store.watermark(settings.load(), "v1")
+    saved = checkpoint.watermark(settings.load(), SUBSCRIPTION, "v1")
     assert saved >= 2
-    monkeypatch.setattr(service, "project", project)
+    monkeypatch.undo()
     report = recovery.catch_up(settings.load())
     assert report.watermark_before == saved
     assert report.watermark_after == report.head

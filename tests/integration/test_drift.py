@@ -4,7 +4,6 @@
 Chalice config says otherwise.
 """
 
-import importlib
 import json
 
 import pytest
@@ -14,7 +13,7 @@ from emulator.config import stage_environment
 from emulator.runner import table_of_stream
 from emulator.stack import Stack
 from emulator.template import load, resources_of_type
-from functions import aws, names, settings
+from functions import aws, names, settings, subscribers
 from functions.events import EVENT_TYPES
 from tests.helpers import PREFIX
 
@@ -86,15 +85,26 @@ def test_each_subscription_filters_exactly_the_events_its_consumer_handles() -> 
             for r in subscriptions.values()
             if r["Properties"]["Endpoint"]["Fn::GetAtt"][0] == f"{consumer.title()}Queue"
         ]
-        blueprint = importlib.import_module(f"functions.{consumer}.blueprint")
-        handled = (
-            blueprint.batch_handlers()
-            if hasattr(blueprint, "batch_handlers")
-            else blueprint.HANDLERS
-        )
+        handled = subscribers.by_name(consumer).consumes
         filtered = properties["FilterPolicy"][names.EVENT_TYPE_ATTRIBUTE]
         assert sorted(filtered) == sorted(cls.__name__ for cls in handled), consumer
         assert set(filtered) <= set(EVENT_TYPES)
+
+
+def test_every_consumer_has_a_subscription_a_queue_handler_and_a_catch_up() -> None:
+
+    assert [s.name for s in subscribers.ALL] == list(names.CONSUMERS)
+    sources = {source.name for source in app.app.event_sources}
+    for consumer in names.CONSUMERS:
+        assert {f"{consumer}_consumer", f"{consumer}_catch_up"} <= sources, consumer
+        subscription = subscribers.by_name(consumer)
+        # its checkpoint lives in its own table, keyed as the template keys that table
+        table = next(
+            r["Properties"]
+            for r in resources_of_type(load(), "AWS::DynamoDB::Table").values()
+            if r["Properties"]["TableName"] == {"Fn::Sub": f"${{Prefix}}-{subscription.table}"}
+        )
+        assert tuple(k["AttributeName"] for k in table["KeySchema"]) == subscription.key
 
 
 @pytest.mark.parametrize("stage", ["local", "test"])

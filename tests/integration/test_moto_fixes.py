@@ -13,6 +13,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
 from emulator import moto_fixes
@@ -230,3 +231,166 @@ def test_patched_concurrent_transactions_lose_no_write(patched_moto_server: str)
     assert stored_keys(dynamodb, "t") == expected
     records = read_stream(streams, iterator)
     assert sorted(records) == [("INSERT", key) for key in expected]
+
+
+# -- Query ----------------------------------------------------------------------------------
+
+BIG_PARTITIONS, BIG_ROWS = 40, 50  # 2,000 items in other partitions
+
+
+def create_ranged_table(dynamodb: Any) -> None:
+    """``pk`` (S) and ``sk`` (N), with a sparse index on ``flag`` sorted by ``at``."""
+    dynamodb.create_table(
+        TableName="r",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+            {"AttributeName": "flag", "AttributeType": "S"},
+            {"AttributeName": "at", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "flagged",
+                "KeySchema": [
+                    {"AttributeName": "flag", "KeyType": "HASH"},
+                    {"AttributeName": "at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def fill(dynamodb: Any, partitions: int, rows: int) -> None:
+    for p in range(partitions):
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": f"p{p}"},
+                        "sk": {"N": str(r)},
+                        "at": {"S": f"{(r * 7) % rows:04d}"},
+                        **({"flag": {"S": "yes"}} if (p + r) % 9 == 0 else {}),
+                    }
+                }
+            }
+            for r in range(rows)
+        ]
+        for start in range(0, len(requests), 25):
+            dynamodb.batch_write_item(RequestItems={"r": requests[start : start + 25]})
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p3"}}},
+    {
+        "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":p": {"S": "p1"}, ":a": {"N": "5"}, ":b": {"N": "9"}},
+    },
+    {
+        "KeyConditionExpression": "pk = :p AND sk > :a",
+        "ExpressionAttributeValues": {":p": {"S": "p2"}, ":a": {"N": "40"}},
+        "ScanIndexForward": False,
+        "Limit": 3,
+    },
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "none"}}},
+    {
+        "IndexName": "flagged",
+        "KeyConditionExpression": "flag = :f AND #at < :t",
+        "ExpressionAttributeNames": {"#at": "at"},
+        "ExpressionAttributeValues": {":f": {"S": "yes"}, ":t": {"S": "0020"}},
+    },
+    {
+        "IndexName": "flagged",
+        "KeyConditionExpression": "flag = :f",
+        "ExpressionAttributeValues": {":f": {"S": "yes"}},
+        "Limit": 1,
+    },
+]
+
+
+def answers(dynamodb: Any) -> list[Any]:
+    """Every query of QUERIES, paged to the end: items, counts and page keys."""
+    results = []
+    for query in QUERIES:
+        pages = []
+        arguments = dict(query, TableName="r")
+        while True:
+            page = dynamodb.query(**arguments)
+            page.pop("ResponseMetadata")
+            pages.append(page)
+            if "LastEvaluatedKey" not in page or len(pages) > 60:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        results.append(pages)
+    return results
+
+
+def comparisons_of_one_query(monkeypatch: pytest.MonkeyPatch, dynamodb: Any) -> int:
+    """How many key comparisons moto makes to read one partition of five items."""
+    dynamodb.batch_write_item(
+        RequestItems={
+            "r": [
+                {"PutRequest": {"Item": {"pk": {"S": "small"}, "sk": {"N": str(i)}}}}
+                for i in range(5)
+            ]
+        }
+    )
+    counted = [0]
+    less_than = DynamoType.__lt__
+
+    def counting(self: DynamoType, other: DynamoType) -> bool:
+        counted[0] += 1
+        return less_than(self, other)
+
+    monkeypatch.setattr(DynamoType, "__lt__", counting)
+    items = dynamodb.query(
+        TableName="r",
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "small"}},
+    )["Items"]
+    monkeypatch.setattr(DynamoType, "__lt__", less_than)
+    assert [int(i["sk"]["N"]) for i in items] == [0, 1, 2, 3, 4]
+    return counted[0]
+
+
+def test_unpatched_query_visits_the_whole_table(
+    unpatched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents moto's defect: reading 5 items sorts all 2,005 of the table first.
+
+    If this test fails, moto narrows its queries itself: drop the Query part of the fix.
+    """
+    dynamodb = boto3.client("dynamodb")
+    create_ranged_table(dynamodb)
+    fill(dynamodb, BIG_PARTITIONS, BIG_ROWS)
+    assert comparisons_of_one_query(monkeypatch, dynamodb) > BIG_PARTITIONS * BIG_ROWS
+
+
+def test_patched_query_visits_only_its_partition(
+    patched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dynamodb = boto3.client("dynamodb")
+    create_ranged_table(dynamodb)
+    fill(dynamodb, BIG_PARTITIONS, BIG_ROWS)
+    assert comparisons_of_one_query(monkeypatch, dynamodb) < 20
+
+
+def test_patched_queries_answer_as_moto_does(aws_env: None) -> None:
+    """Table and index queries, ranges, order, limits and paging: the same answers either way."""
+    moto_fixes.remove()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_ranged_table(dynamodb)
+        fill(dynamodb, 6, 50)
+        expected = answers(dynamodb)
+    with moto_fixes.patched(), mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_ranged_table(dynamodb)
+        fill(dynamodb, 6, 50)
+        assert answers(dynamodb) == expected
+    assert sum(len(page["Items"]) for pages in expected for page in pages) > 50

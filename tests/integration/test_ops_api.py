@@ -60,52 +60,69 @@ def ops_api_client(runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch) -
         server.stop()
 
 
-def query_row(status: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = next(c for c in status["consumers"] if c["consumer"] == "query")
+def row_of(status: dict[str, Any], consumer: str = "query") -> dict[str, Any]:
+    row: dict[str, Any] = next(c for c in status["consumers"] if c["consumer"] == consumer)
     return row
+
+
+def query_row(status: dict[str, Any]) -> dict[str, Any]:
+    return row_of(status)
 
 
 def test_status_shows_each_consumer_and_the_outbox(
     ops_api_client: Api, api: Api, runner: EventSourceRunner
 ) -> None:
-    # GIVEN a post, delivered everywhere
-    api.post("/posts", {"title": "Counted"})
+    # GIVEN a post with a comment, delivered everywhere, and the scheduled catch-ups run
+    _, post = api.post("/posts", {"title": "Counted"})
+    api.post(f"/posts/{post['id']}/comments", {"content": "Counted too"})
     runner.drain()
+    for consumer in names.CONSUMERS:
+        runner.fire(f"{consumer}_catch_up")
     # WHEN the page asks for the status
     code, status = ops_api_client.get("/ops/status")
-    # THEN every consumer is there, live, with the query view's watermark against the head
+    # THEN every consumer is there, live, its watermark at the archive head
     assert code == 200
     assert [c["consumer"] for c in status["consumers"]] == list(names.CONSUMERS)
     assert all(c["subscribed"] and not c["paused"] for c in status["consumers"])
-    assert status["archive_head"] >= 1
-    assert query_row(status)["watermark"] is not None
+    assert status["archive_head"] == 4  # the post, the comment, its decision and its update
+    for row in status["consumers"]:
+        assert (row["watermark"], row["archive_head"], row["lag"]) == (4, 4, 0), row
     assert status["unsent_outbox"] == 0
     assert status["oldest_unsent_age_seconds"] is None
 
 
 @pytest.mark.parametrize("mode", ops.MODES)
+@pytest.mark.parametrize("consumer", names.CONSUMERS)
 def test_an_outage_started_and_ended_through_the_endpoints(
-    ops_api_client: Api, api: Api, runner: EventSourceRunner, mode: str
+    ops_api_client: Api, api: Api, runner: EventSourceRunner, consumer: str, mode: str
 ) -> None:
-    # GIVEN the query consumer taken down through the endpoint
-    code, started = ops_api_client.post("/ops/outage/query/start", {"mode": mode})
-    assert (code, started) == (200, {"consumer": "query", "mode": mode, "outage": "started"})
+    # GIVEN a consumer taken down through the endpoint
+    code, started = ops_api_client.post(f"/ops/outage/{consumer}/start", {"mode": mode})
+    assert (code, started) == (200, {"consumer": consumer, "mode": mode, "outage": "started"})
     _, status = ops_api_client.get("/ops/status")
-    down = query_row(status)
+    down = row_of(status, consumer)
     assert (down["subscribed"], down["paused"]) == (mode != "unsubscribe", mode != "unsubscribe")
-    # AND a post written meanwhile, which the view misses
+    # AND a post and a comment written meanwhile, which it misses
     _, post = api.post("/posts", {"title": f"During a {mode}"})
+    api.post(f"/posts/{post['id']}/comments", {"content": "an orange"})
     runner.drain()
-    assert post["id"] not in api.get("/posts")[1]
+    view = api.get("/posts")[1]
+    if consumer == "query":
+        assert post["id"] not in view
+    else:
+        assert view[post["id"]]["comments"][0]["status"] == "pending"
     # WHEN the outage ends through the endpoint
-    code, ended = ops_api_client.post("/ops/outage/query/end", {})
-    # THEN the view caught up from the archive, and the consumer is back
+    code, ended = ops_api_client.post(f"/ops/outage/{consumer}/end", {})
+    # THEN it caught up from the archive, and the consumer is back
     assert code == 200
+    assert ended["report"]["consumer"] == consumer
     assert ended["report"]["recovered"] >= 1
     assert ended["report"]["watermark_after"] == ended["report"]["head"]
     runner.drain()
-    assert api.get("/posts")[1][post["id"]]["title"] == f"During a {mode}"
-    up = query_row(ops_api_client.get("/ops/status")[1])
+    shown = api.get("/posts")[1][post["id"]]
+    assert shown["title"] == f"During a {mode}"
+    assert shown["comments"][0]["status"] == "rejected"
+    up = row_of(ops_api_client.get("/ops/status")[1], consumer)
     assert (up["subscribed"], up["paused"]) == (True, False)
 
 
@@ -164,9 +181,11 @@ def test_an_unknown_consumer_is_a_404(
     assert not any(s.paused for s in LocalConsumers(runner).describe().values())
 
 
-def test_only_the_query_view_has_outages_and_rebuilds(ops_api_client: Api) -> None:
-    code, answer = ops_api_client.post("/ops/outage/moderation/start", {"mode": "purge"})
-    assert (code, answer["error"]["code"]) == (409, "not_recoverable")
+@pytest.mark.parametrize("consumer", ["moderation", "comments"])
+def test_only_the_query_view_is_rebuilt(ops_api_client: Api, consumer: str) -> None:
+    code, answer = ops_api_client.post(f"/ops/rebuild/{consumer}", {})
+    assert (code, answer["error"]["code"]) == (409, "not_rebuildable")
+    assert "recovers by catch-up" in answer["error"]["message"]
 
 
 def test_a_rebuild_runs_in_the_background_and_reports_its_progress(

@@ -51,7 +51,12 @@ def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_the_zip_ships_app_and_functions(packaged: Path) -> None:
     names = zipfile.ZipFile(packaged.parent / "deployment.zip").namelist()
     assert "app.py" in names
-    for module in ("functions/publisher.py", "functions/query/recovery.py", "functions/names.py"):
+    for module in (
+        "functions/publisher.py",
+        "functions/subscriptions/follower.py",
+        "functions/query/recovery.py",
+        "functions/names.py",
+    ):
         assert module in names, module
     assert not any(name.startswith(("emulator/", "tests/", "tools/")) for name in names)
 
@@ -160,8 +165,8 @@ def required(
                 for item in params["TransactItems"]
                 for kind, body in item.items()
             }
-        if operation == "BatchWriteItem":
-            return {("dynamodb:BatchWriteItem", logical(table)) for table in params["RequestItems"]}
+        if operation in ("BatchWriteItem", "BatchGetItem"):
+            return {(f"dynamodb:{operation}", logical(table)) for table in params["RequestItems"]}
         table = logical(params["TableName"])
         if "IndexName" in params:
             table = f"{table}/index/{params['IndexName']}"
@@ -283,15 +288,24 @@ def test_no_function_calls_an_action_its_role_does_not_grant(
     with failing("sns", "PublishBatch", EndpointConnectionError(endpoint_url="sns")):
         http.post("/posts", {"title": "while SNS is down"})
         run.drain()
-    ops.outage_start(consumers, "query", "unsubscribe")
-    http.post("/posts", {"title": "while query is away"})
+    for consumer in names.CONSUMERS:
+        ops.outage_start(consumers, consumer, "unsubscribe")
+    _, away = http.post("/posts", {"title": "while the consumers are away"})
+    http.post(f"/posts/{away['id']}/comments", {"content": "decided by catch-up"})
     http.get("/posts")
     run.pause("outbox_publisher")  # a publisher that never saw a record: the sweeper archives it
     http.post("/posts", {"title": "while the publisher is down"})
     run.fire("outbox_sweeper")
     run.resume("outbox_publisher")
-    # (the segmenter before the catch-up, so the catch-up reads missed positions from S3)
-    for schedule in ("outbox_sweeper", "archive_segmenter", "query_catch_up"):
+    # (the segmenter before the catch-ups, so they read missed positions from S3; moderation's
+    # catch-up decides the comment, and the comments catch-up applies that decision)
+    for schedule in (
+        "outbox_sweeper",
+        "archive_segmenter",
+        "moderation_catch_up",
+        "comments_catch_up",
+        "query_catch_up",
+    ):
         run.drain()
         run.fire(schedule)
     run.drain()
@@ -315,7 +329,7 @@ def test_no_function_calls_an_action_its_role_does_not_grant(
         assert not unused, f"{function}'s role grants what its code does not call: {sorted(unused)}"
 
 
-def test_alarms_watch_dead_letters_the_outbox_the_stream_and_query_lag(
+def test_alarms_watch_dead_letters_the_outbox_the_stream_and_each_consumers_lag(
     template: dict[str, Any],
 ) -> None:
     alarms = [
@@ -328,7 +342,7 @@ def test_alarms_watch_dead_letters_the_outbox_the_stream_and_query_lag(
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/Lambda", "IteratorAge"),
         (names.METRIC_NAMESPACE, names.OLDEST_UNSENT_METRIC),
-        (names.METRIC_NAMESPACE, names.QUERY_LAG_METRIC),
+        (names.METRIC_NAMESPACE, names.CONSUMER_LAG_METRIC),
     }
     dead_letter_queues = {
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
@@ -338,27 +352,37 @@ def test_alarms_watch_dead_letters_the_outbox_the_stream_and_query_lag(
     assert dead_letter_queues == {f"{c.title()}DeadLetterQueue" for c in names.CONSUMERS}
     [iterator] = [a for a in alarms if a["MetricName"] == "IteratorAge"]
     assert iterator["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "OutboxPublisher"}}]
+    stage = {"Name": names.METRIC_DIMENSION, "Value": {"Ref": "Prefix"}}
+    lagging = set()
     for alarm in alarms:
-        if alarm["Namespace"] == names.METRIC_NAMESPACE:
-            assert alarm["Dimensions"] == [
-                {"Name": names.METRIC_DIMENSION, "Value": {"Ref": "Prefix"}}
-            ]
+        if alarm["MetricName"] == names.OLDEST_UNSENT_METRIC:
+            assert alarm["Dimensions"] == [stage]
+        if alarm["MetricName"] == names.CONSUMER_LAG_METRIC:
+            stage_dimension, consumer = alarm["Dimensions"]
+            assert stage_dimension == stage
+            assert consumer["Name"] == names.CONSUMER_DIMENSION
+            lagging.add(consumer["Value"])
+    assert lagging == set(names.CONSUMERS)  # an alarm per consumer
 
 
 def test_the_sweeper_and_catch_up_emit_the_alarmed_metrics(
     runner: EventSourceRunner, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runner.fire("outbox_sweeper")
-    runner.fire("query_catch_up")
+    for consumer in names.CONSUMERS:
+        runner.fire(f"{consumer}_catch_up")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     emitted = {
-        (metric["Name"], line[names.METRIC_DIMENSION])
+        (metric["Name"], line[names.METRIC_DIMENSION], line.get(names.CONSUMER_DIMENSION))
         for line in lines
         for directive in line["_aws"]["CloudWatchMetrics"]
         if directive["Namespace"] == names.METRIC_NAMESPACE
         for metric in directive["Metrics"]
     }
-    assert emitted == {(names.OLDEST_UNSENT_METRIC, PREFIX), (names.QUERY_LAG_METRIC, PREFIX)}
+    assert emitted == {
+        (names.OLDEST_UNSENT_METRIC, PREFIX, None),
+        *((names.CONSUMER_LAG_METRIC, PREFIX, consumer) for consumer in names.CONSUMERS),
+    }
 
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
