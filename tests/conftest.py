@@ -5,6 +5,7 @@ ARN in the decorators at import.
 """
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,19 @@ class Api:
     def get(self, path: str) -> tuple[int, Any]:
         response = self.client.http.get(path)
         return response.status_code, json.loads(response.body)
+
+    def every_post(self, limit: int = 200) -> tuple[int, dict[str, Any]]:
+        """The whole view: ``GET /posts`` is one page, so follow its ``Link: rel="next"``."""
+        posts: dict[str, Any] = {}
+        path: str | None = f"/posts?limit={limit}"
+        while path is not None:
+            response = self.client.http.get(path)
+            if response.status_code != 200:
+                return response.status_code, posts
+            posts |= json.loads(response.body)
+            link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link") or "")
+            path = "/" + link.group(1).lstrip("/") if link else None
+        return 200, posts
 
 
 @pytest.fixture

@@ -507,7 +507,7 @@ class Pipeline(RuleBasedStateMachine):
         self.runner.fire("outbox_sweeper")
         self.runner.drain()
         self._take_failed_batches()
-        self._check_view_complete(self.api.get("/posts")[1], "without repair")
+        self._check_view_complete(self.api.every_post()[1], "without repair")
         self.operations["live_path_checked"] += 1
 
     @rule(copies=st.integers(1, 2), newest=st.integers(1, 12))
@@ -586,7 +586,7 @@ class Pipeline(RuleBasedStateMachine):
     @invariant()
     def view_shows_only_what_was_written_once(self) -> None:
         self.steps += 1
-        status, view = self.api.get("/posts")
+        status, view = self.api.every_post()
         assert status == 200
         duplicates = self._duplicates_and_extras(view)
         TALLY.duplicates_visible += duplicates
@@ -708,7 +708,7 @@ class Pipeline(RuleBasedStateMachine):
         assert self._duplicates_and_extras(view) == 0, f"duplicated or extra {when}: {view}"
 
     def _check_everything_recovered(self) -> None:
-        status, view = self.api.get("/posts")
+        status, view = self.api.every_post()
         assert status == 200
         missing = self._missing(view)
         lost = len(missing)

@@ -16,6 +16,7 @@ from emulator.runner import EventSourceRunner
 from functions import aws
 from functions.query.cursor import Cursor
 from tests.conftest import Api
+from tests.e2e.test_outages import oracle_view
 
 LINK = re.compile(r'^<([^>]+)>; rel="next"$')
 
@@ -158,3 +159,16 @@ def test_one_post_is_read_from_its_own_partition_only(
     assert "IndexName" not in query
     assert query["ExpressionAttributeValues"][":view"] == {"S": f"v1/post/{first}"}
     assert api.get(f"/posts/{second}")[1]["comments"] == []
+
+
+def test_the_tests_whole_view_reader_follows_every_page(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    """``Api.every_post`` (what the chaos oracle compares) is the whole view, not one page."""
+    for index in range(5):
+        api.post("/posts", {"title": f"paged {index}"})
+    runner.drain()
+    status, view = api.every_post(limit=2)
+    assert status == 200
+    assert view == oracle_view()
+    assert len(view) == 5
