@@ -54,12 +54,18 @@ def racing_writes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     return arm
 
 
+def resume_without_catch_up(runner: EventSourceRunner, source: str) -> None:
+    """Resume a source without the catch-up its resumption runs: the test runs its own."""
+    with pytest.MonkeyPatch.context() as resuming:
+        resuming.setattr(follower, "scheduled", lambda subscription: {})
+        runner.resume(source)
+
+
 def live_and_catch_up_at_once(
     runner: EventSourceRunner, consumer: str, arm: Callable[[], None]
 ) -> None:
     """The consumer's live path takes its batch while its catch-up applies the same event."""
     errors: list[BaseException] = []
-    arm()
 
     def run(step: Any) -> None:
         try:
@@ -67,7 +73,8 @@ def live_and_catch_up_at_once(
         except BaseException as error:  # reported by the test thread
             errors.append(error)
 
-    runner.resume(f"{consumer}_consumer")
+    resume_without_catch_up(runner, f"{consumer}_consumer")
+    arm()  # after the resume: only the two racing appliers may reach the barrier
     source = runner.sources[f"{consumer}_consumer"]
     subscription = subscribers.by_name(consumer)
     threads = [
@@ -145,10 +152,8 @@ def test_live_marks_are_one_write_a_batch_and_catch_up_folds_them(
         mark(*args)
 
     monkeypatch.setattr(checkpoint, "mark", counted)
-    with monkeypatch.context() as resuming:  # not the catch-up a resume runs: the live path
-        resuming.setattr(follower, "scheduled", lambda subscription: {})
-        runner.resume("query_consumer")
-        runner.drain()
+    resume_without_catch_up(runner, "query_consumer")  # the live path, not a catch-up
+    runner.drain()
     # THEN one mark call a batch (and track) recorded all the positions applied live
     head = archive.head(config).position
     assert head == 12
