@@ -53,7 +53,7 @@ def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any
     stack.runner.drain()
     settings = stack.settings
     head = archive.head(settings).position
-    watermark = checkpoint.watermark(settings, SUBSCRIPTION, SUBSCRIPTION.tracks(settings)[0])
+    watermark = checkpoint.watermark(settings, SUBSCRIPTION, SUBSCRIPTION.main_track(settings))
     assert head - watermark == missed, (head, watermark, missed)
 
     with (

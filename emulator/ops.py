@@ -170,7 +170,7 @@ def status(consumers: Consumers) -> Status:
     age = (datetime.now(UTC) - oldest).total_seconds() if oldest else None
     rows = []
     for consumer in subscribers.ALL:
-        watermark = checkpoint.watermark(config, consumer, consumer.tracks(config)[0])
+        watermark = checkpoint.watermark(config, consumer, consumer.main_track(config))
         rows.append(
             ConsumerStatus(
                 consumer=consumer.name,

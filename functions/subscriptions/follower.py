@@ -72,17 +72,9 @@ def catch_up(
     track: str | None = None,
     progress: Progress | None = None,
 ) -> CatchUpReport:
-    """Bring ``track`` (default: the first the live path writes) up to the archive head."""
-    track = track or subscription.tracks(settings)[0]
-    head = archive.head(settings)
-    before = checkpoint.watermark(settings, subscription, track)
-    report = CatchUpReport(
-        consumer=subscription.name,
-        track=track,
-        head=head.position,
-        watermark_before=before,
-        watermark_after=before,
-    )
+    """Bring ``track`` (default: the main one) up to the archive head."""
+    head, report = _start(settings, subscription, track)
+    track, before = report.track, report.watermark_before
     # Marks from the watermark's own bucket on: live deliveries that a catch-up had already
     # covered leave marks just below it, and this run removes them.
     marked = checkpoint.seen(settings, subscription, track, before, head.position)
@@ -115,20 +107,29 @@ def replay(
 ) -> CatchUpReport:
     """Re-apply every archived event from ``from_position`` to the head; harmless, as every
     handler is idempotent. The checkpoint is not changed."""
-    track = track or subscription.tracks(settings)[0]
-    head = archive.head(settings)
-    current = checkpoint.watermark(settings, subscription, track)
-    report = CatchUpReport(
-        consumer=subscription.name,
-        track=track,
-        head=head.position,
-        watermark_before=current,
-        watermark_after=current,
-    )
+    head, report = _start(settings, subscription, track)
+    track = report.track
     for start in range(max(from_position, 1), head.position + 1, CHUNK):
         window = list(range(start, min(start + CHUNK, head.position + 1)))
         _apply(settings, subscription, track, window, head, report)
     return report
+
+
+def _start(
+    settings: Settings, subscription: Subscription, track: str | None
+) -> tuple[archive.Head, CatchUpReport]:
+    """The archive head, and a report on ``track`` (default: the main one) from its watermark."""
+    track = track or subscription.main_track(settings)
+    head = archive.head(settings)
+    watermark = checkpoint.watermark(settings, subscription, track)
+    report = CatchUpReport(
+        consumer=subscription.name,
+        track=track,
+        head=head.position,
+        watermark_before=watermark,
+        watermark_after=watermark,
+    )
+    return head, report
 
 
 def _apply(

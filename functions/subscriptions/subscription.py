@@ -40,5 +40,9 @@ class Subscription:
     def consumes(self) -> tuple[type[Any], ...]:
         return tuple(self.handlers)
 
+    def main_track(self, settings: Settings) -> str:
+        """The track catch-up, replay and status use by default (the query view's active one)."""
+        return self.tracks(settings)[0]
+
     def handle(self, settings: Settings, event: Any, track: str) -> None:
         self.handlers[type(event)](settings, event, track)
