@@ -83,7 +83,7 @@ def row_item(version: str, row: Row) -> dict[str, Any]:
     }
 
 
-def _directory_item(version: str, bucket_name: str) -> dict[str, Any]:
+def directory_item(version: str, bucket_name: str) -> dict[str, Any]:
     return {PARTITION: _directory(version), SORT: bucket_name}
 
 
@@ -169,7 +169,7 @@ def put_rows(settings: Settings, version: str, rows: Iterable[Row]) -> int:
     items = [row_item(version, r) for r in rows]
     buckets = {bucket(i["post_id"]) for i in items if i["kind"] == "post"}
     requests = [{"PutRequest": {"Item": to_item(i)}} for i in items] + [
-        {"PutRequest": {"Item": to_item(_directory_item(version, b))}} for b in sorted(buckets)
+        {"PutRequest": {"Item": to_item(directory_item(version, b))}} for b in sorted(buckets)
     ]
     batch_write(_table(settings), requests)
     return len(items)
@@ -186,7 +186,7 @@ def put_if_newer(settings: Settings, version: str, row: Row) -> bool:
     if isinstance(row, PostRow):
         client.put_item(
             TableName=_table(settings),
-            Item=to_item(_directory_item(version, bucket(row.post_id))),
+            Item=to_item(directory_item(version, bucket(row.post_id))),
         )
     try:
         client.put_item(
