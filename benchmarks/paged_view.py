@@ -34,7 +34,7 @@ FULL: dict[str, Any] = {
     "rebuild_repeats": 7,
 }
 QUICK: dict[str, Any] = {"sizes": [200, 1_000], "rebuilds": [(2_000, 500)], "rebuild_repeats": 1}
-REPEATS = 15
+REPEATS = 31
 LIMIT = 50
 START_MS = 0x019A00000000
 STEP_MS = 30_000
