@@ -1,21 +1,32 @@
-"""Full rebuild: the query view rebuilt from an archive of N events, against the floor.
+"""Full rebuild: the query view rebuilt from an archive of N events, against its floor.
 
 The archive holds N events (default 20,000): complete buckets in S3 segments, the last
 ``TAIL`` events only in the DynamoDB table, as between two runs of the archiver. The view is
-current (built once, untimed). Each repeat then times, one after the other:
+current (built once, untimed). Each repeat then times, one after the other, in alternating
+order (floor first in odd repeats, rebuild first in even ones, so a drift of the machine's
+load falls on both):
 
-- **the floor**: the calls any rebuild must make, with nothing else: read the archive head,
-  every S3 segment (``GetObject`` and the body), every table bucket not in S3 (``Query``,
-  paginated), and write every view row the rebuild writes with ``BatchWriteItem``, 25 a call
-  (the rows are made beforehand, untimed, and deleted afterwards, untimed);
+- **the floor**: the calls any rebuild of the partitioned view must make, as bare boto3 calls
+  and nothing else: read the archive head, every S3 segment (``GetObject`` and the body), every
+  table bucket not in S3 (``Query``, paginated), and write the items the rebuild writes with
+  ``BatchWriteItem``, 25 a call: every view row with its listing key, and one bucket
+  directory item per time bucket (made beforehand, untimed, and deleted afterwards, untimed);
 - **the rebuild**: ``recovery.rebuild`` (what ``blog rebuild query`` runs): read and parse the
-  history, fold it, write the new version, catch it up, switch reads, drop the old version.
+  history, fold it, write the new version, catch it up and switch reads. The old version is
+  retired with one write; the scheduled catch-up drops it (run here untimed after each repeat).
 
-It reports events per second and the ratio rebuild / floor, with the rebuild's phases.
+Each side is timed in wall seconds and in this process's CPU seconds (everything, moto
+included, runs in-process, so CPU time is what a shared machine's other load disturbs least),
+and the CPU seconds spent inside AWS calls (botocore and moto) are counted apart: the rest is
+the side's own work. It reports events per second and the median ratio rebuild / floor of
+each, with the rebuild's phases.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +36,7 @@ from benchmarks.common import log
 NAME = "rebuild"
 FULL = {"events": 20_000, "tail": 2_000}
 QUICK = {"events": 2_000, "tail": 500}
-REPEATS = 3
+REPEATS = 5
 FLOOR_VERSION = "floor"
 
 
@@ -36,10 +47,12 @@ def seed(stack: common.InProcess, events: int, tail: int) -> None:
     common.seed_archive(stack.settings, events - tail)  # complete buckets go to S3
     common.seed_archive(stack.settings, tail, segment=False)
     recovery.rebuild(stack.settings)  # the current view, which the measured rebuilds replace
+    recovery.drop_retired(stack.settings)
 
 
 def floor_items(settings: Any) -> list[dict[str, Any]]:
-    """The view rows a rebuild writes, as ``BatchWriteItem`` put requests (made untimed)."""
+    """The items a rebuild of the partitioned view writes, as put requests (made untimed):
+    each row with its listing key, and the bucket directory."""
     from functions import archive
     from functions.dynamo import to_item
     from functions.events import parse_event
@@ -47,16 +60,10 @@ def floor_items(settings: Any) -> list[dict[str, Any]]:
 
     head = archive.head(settings).position
     view = projection.fold(parse_event(e.payload) for e in archive.history(settings, head))
-    return [
-        {
-            "PutRequest": {
-                "Item": to_item(
-                    {store.PARTITION: FLOOR_VERSION, store.SORT: row.key, **row.model_dump()}
-                )
-            }
-        }
-        for row in view.values()
-    ]
+    rows = [store.row_item(FLOOR_VERSION, row) for row in view.values()]
+    buckets = {store.bucket(r.post_id) for r in view.values() if isinstance(r, projection.PostRow)}
+    directory = [store.directory_item(FLOOR_VERSION, b) for b in sorted(buckets)]
+    return [{"PutRequest": {"Item": to_item(item)}} for item in rows + directory]
 
 
 def floor(settings: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,7 +108,7 @@ def floor(settings: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
         "read_table_seconds": read_table(),
         "write_seconds": write(),
         "events": events,
-        "rows": len(items),
+        "rows": sum(1 for i in items if "post_id" in i["PutRequest"]["Item"]),
     }
 
 
@@ -125,8 +132,61 @@ def _rebuild(settings: Any) -> dict[str, Any]:
     }
 
 
+@dataclass
+class ApiTimer:
+    """CPU seconds spent inside AWS calls (botocore, and moto in-process) while entered."""
+
+    seconds: float = 0.0
+    _saved: Any = None
+    _depth: int = 0
+
+    def __enter__(self) -> ApiTimer:
+        from botocore.client import BaseClient
+
+        self._saved = BaseClient._make_api_call
+        original: Callable[..., Any] = self._saved
+
+        def timed(client: Any, *args: Any, **kwargs: Any) -> Any:
+            self._depth += 1
+            start = time.process_time()
+            try:
+                return original(client, *args, **kwargs)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.seconds += time.process_time() - start
+
+        BaseClient._make_api_call = timed
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from botocore.client import BaseClient
+
+        BaseClient._make_api_call = self._saved
+
+
+def _timed(side: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one side; its result with its calls, CPU seconds and their split."""
+    with (
+        common.CallCounter() as calls,
+        common.MotoQueryTimer() as moto,
+        ApiTimer() as api,
+    ):
+        cpu = time.process_time()
+        result = side()
+        cpu = time.process_time() - cpu
+    return {
+        **result,
+        "cpu_seconds": cpu,
+        "aws_cpu_seconds": api.seconds,
+        "own_cpu_seconds": cpu - api.seconds,
+        "calls": calls.by_operation(),
+        "moto_query_seconds": moto.seconds,
+    }
+
+
 def measure(events: int, tail: int, repeats: int, segment_size: int = 1000) -> dict[str, Any]:
-    from functions.query import store
+    from functions.query import recovery, store
 
     with common.in_process_stack({"ARCHIVE_SEGMENT_SIZE": str(segment_size)}) as stack:
         log(f"seeding {events} events")
@@ -136,31 +196,25 @@ def measure(events: int, tail: int, repeats: int, segment_size: int = 1000) -> d
         common.settle_memory()
         runs = []
         for repeat in range(repeats + 1):  # the first is a warm-up
-            with common.CallCounter() as floor_calls, common.MotoQueryTimer() as floor_moto:
-                minimal = floor(settings, items)
-            store.drop_version(settings, FLOOR_VERSION)
-            with common.CallCounter() as rebuild_calls, common.MotoQueryTimer() as rebuild_moto:
-                rebuilt = _rebuild(settings)
+            run: dict[str, Any] = {}
+            for side in ("floor", "rebuild") if repeat % 2 else ("rebuild", "floor"):
+                if side == "floor":
+                    run["floor"] = _timed(lambda: floor(settings, items))
+                    store.drop_version(settings, FLOOR_VERSION)
+                else:
+                    run["rebuild"] = _timed(lambda: _rebuild(settings))
+                    recovery.drop_retired(settings)  # as the scheduled catch-up does
+            rebuilt, minimal = run["rebuild"], run["floor"]
             assert rebuilt["events"] == minimal["events"], (rebuilt, minimal)
             assert rebuilt["rows"] == minimal["rows"], (rebuilt, minimal)
             if repeat == 0:
                 continue
-            run = {
-                "floor": {
-                    **minimal,
-                    "calls": floor_calls.by_operation(),
-                    "moto_query_seconds": floor_moto.seconds,
-                },
-                "rebuild": {
-                    **rebuilt,
-                    "calls": rebuild_calls.by_operation(),
-                    "moto_query_seconds": rebuild_moto.seconds,
-                },
-                "ratio": rebuilt["seconds"] / minimal["seconds"],
-            }
+            run["ratio"] = rebuilt["seconds"] / minimal["seconds"]
+            run["cpu_ratio"] = rebuilt["cpu_seconds"] / minimal["cpu_seconds"]
             log(
-                f"#{repeat}: rebuild {rebuilt['seconds']:.2f}s, floor {minimal['seconds']:.2f}s,"
-                f" ratio {run['ratio']:.2f}"
+                f"#{repeat}: rebuild {rebuilt['seconds']:.2f}s ({rebuilt['cpu_seconds']:.2f} CPU),"
+                f" floor {minimal['seconds']:.2f}s ({minimal['cpu_seconds']:.2f} CPU),"
+                f" ratio {run['ratio']:.2f} (CPU {run['cpu_ratio']:.2f})"
             )
             runs.append(run)
     middle = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
@@ -177,15 +231,80 @@ def measure(events: int, tail: int, repeats: int, segment_size: int = 1000) -> d
         "floor_events_per_second": runs[0]["rebuild"]["events"] / floor_seconds,
         "ratio_median": common.median([r["ratio"] for r in runs]),
         "ratios": [r["ratio"] for r in runs],
+        **{
+            f"{side}_{part}_cpu_seconds": common.median(
+                [r[side][f"{part}_cpu_seconds"] for r in runs]
+            )
+            for side in ("rebuild", "floor")
+            for part in ("aws", "own")
+        },
+        "rebuild_cpu_seconds": common.median([r["rebuild"]["cpu_seconds"] for r in runs]),
+        "floor_cpu_seconds": common.median([r["floor"]["cpu_seconds"] for r in runs]),
+        "cpu_ratio_median": common.median([r["cpu_ratio"] for r in runs]),
+        "cpu_ratios": [r["cpu_ratio"] for r in runs],
         "median_run": middle,
         "runs": runs,
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
+def comparison(result: dict[str, Any]) -> str:
+    """The rebuild against its floor: seconds, CPU seconds and their split, and the ratios."""
+    rows = []
+    for side in ("rebuild", "floor"):
+        rows.append(
+            [
+                side,
+                common.fmt(result[f"{side}_seconds"], 2),
+                f"{result['events'] / result[f'{side}_seconds']:,.0f}",
+                common.fmt(result[f"{side}_cpu_seconds"], 2),
+                common.fmt(result[f"{side}_aws_cpu_seconds"], 2),
+                common.fmt(result[f"{side}_own_cpu_seconds"], 2),
+                f"**{result['ratio_median']:.2f}**" if side == "rebuild" else "1",
+                f"**{result['cpu_ratio_median']:.2f}**" if side == "rebuild" else "1",
+            ]
+        )
+    return common.table(
+        [
+            "",
+            "wall s",
+            "events/s",
+            "CPU s",
+            "in AWS calls",
+            "own",
+            "rebuild / floor (wall)",
+            "rebuild / floor (CPU)",
+        ],
+        rows,
+    )
+
+
+def phases_table(result: dict[str, Any]) -> str:
     run = result["median_run"]
     phases = run["rebuild"]["phases"]
     floor_run = run["floor"]
+    return common.table(
+        ["rebuild phase", "s", "floor part", "s"],
+        [
+            [
+                "read + parse + fold the history",
+                common.fmt(phases["read + parse + fold"], 2),
+                "read S3 segments",
+                common.fmt(floor_run["read_s3_seconds"], 2),
+            ],
+            ["", "", "read the table tail", common.fmt(floor_run["read_table_seconds"], 2)],
+            [
+                "write the new version",
+                common.fmt(phases["write new version"], 2),
+                "write the rows and the directory",
+                common.fmt(floor_run["write_seconds"], 2),
+            ],
+            ["catch up the new version", common.fmt(phases["catch up"], 2), "", ""],
+        ],
+    )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    run = result["median_run"]
     operations = sorted(set(run["floor"]["calls"]) | set(run["rebuild"]["calls"]))
     calls = [
         [op, run["floor"]["calls"].get(op, 0), run["rebuild"]["calls"].get(op, 0)]
@@ -200,51 +319,18 @@ def markdown(result: dict[str, Any]) -> str:
             f"`recovery.rebuild` of the query view from {result['events']:,} archived events "
             f"(the last {result['tail']:,} or so only in the DynamoDB table, the rest in S3 "
             f"segments of {result['segment_size']:,}), writing {result['rows']:,} view rows; "
-            "against the floor: "
-            "the same reads and writes as bare boto3 calls (head `GetItem`, one `GetObject` per "
-            "segment, a paginated `Query` per table bucket, `BatchWriteItem` of every row). "
-            f"Median of {result['repeats']} alternating repeats after a warm-up, in-process moto.",
+            "against the floor: the same reads and writes as bare boto3 calls (head `GetItem`, "
+            "one `GetObject` per segment, a paginated `Query` per table bucket, "
+            "`BatchWriteItem` of every row with its listing key and of the bucket directory). "
+            f"Median of {result['repeats']} repeats in alternating order after a warm-up, "
+            "in-process moto; CPU seconds are this process's, split into the time inside AWS "
+            "calls (botocore and moto) and the side's own.",
             "",
-            common.table(
-                ["", "seconds (median)", "events per second", "rebuild / floor (median ratio)"],
-                [
-                    [
-                        "rebuild",
-                        common.fmt(result["rebuild_seconds"], 2),
-                        f"{result['rebuild_events_per_second']:,.0f}",
-                        f"**{result['ratio_median']:.2f}**",
-                    ],
-                    [
-                        "floor",
-                        common.fmt(result["floor_seconds"], 2),
-                        f"{result['floor_events_per_second']:,.0f}",
-                        "1",
-                    ],
-                ],
-            ),
+            comparison(result),
             "",
-            "Where the time goes (the repeat with the median ratio), seconds:",
+            "Where the time goes (the repeat with the median wall ratio), seconds:",
             "",
-            common.table(
-                ["rebuild phase", "s", "floor part", "s"],
-                [
-                    [
-                        "read + parse + fold the history",
-                        common.fmt(phases["read + parse + fold"], 2),
-                        "read S3 segments",
-                        common.fmt(floor_run["read_s3_seconds"], 2),
-                    ],
-                    ["", "", "read the table tail", common.fmt(floor_run["read_table_seconds"], 2)],
-                    [
-                        "write the new version",
-                        common.fmt(phases["write new version"], 2),
-                        "write the rows",
-                        common.fmt(floor_run["write_seconds"], 2),
-                    ],
-                    ["catch up the new version", common.fmt(phases["catch up"], 2), "", ""],
-                    ["drop the old version", common.fmt(phases["drop old version"], 2), "", ""],
-                ],
-            ),
+            phases_table(result),
             "",
             "AWS calls (the same repeat):",
             "",

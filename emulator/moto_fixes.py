@@ -18,11 +18,20 @@ moto's own query code only the candidates: the one partition of a table query, o
 index, the items carrying the index's hash key value; moto then sorts, pages, filters and
 projects them exactly as before, under the lock the writes hold (moto reads live items).
 
+**Index queries.** moto keeps no index: finding an index partition's items means visiting every
+item of the table, so a page of the view's listing index slowed down with the blog's size.
+The fix keeps, for each table and index hash key queried, its items by hash key value: built
+on the table's first query of that index, then updated by every write (PutItem, UpdateItem
+and DeleteItem, which BatchWriteItem and transactions go through), so an index query visits
+only its own partition, as DynamoDB's does. PartiQL writes, which bypass those, drop the maps.
+
 See tests/integration/test_moto_fixes.py for each defect and its fix.
 """
 
 import copy
+import inspect
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +43,7 @@ from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
     MultipleTransactionsException,
+    ResourceNotFoundException,
     TooManyTransactionsException,
     TransactionCanceledException,
     TransactWriteSingleOpException,
@@ -194,17 +204,110 @@ def _candidates(
         return [] if partition is None else _rows(table, partition)
     if not hash_conditions:
         return None
-    return [
-        item
-        for partition in list(table.items.values())
-        for item in _rows(table, partition)
-        if all(_has(item, name, value) for name, value in hash_conditions)
-    ]
+    names = tuple(name for name, _ in hash_conditions)
+    maps = _INDEXED.setdefault(table, {})
+    if names not in maps:
+        maps[names] = _IndexMap(table, names)
+    return maps[names].items(tuple(value for _, value in hash_conditions))
 
 
-def _has(item: Item, name: str, value: DynamoType) -> bool:
-    attribute = item.attrs.get(name)
-    return attribute is not None and bool(attribute == value)
+_Key = tuple[DynamoType, DynamoType | None]
+"""An item's primary key: (hash key, range key or None)."""
+
+
+class _IndexMap:
+    """One table's items by the values of some index hash key attributes (items lacking one
+    are not in the index, as in DynamoDB's sparse indexes)."""
+
+    def __init__(self, table: Table, names: tuple[str, ...]) -> None:
+        self.names = names
+        self._by_value: dict[tuple[DynamoType, ...], dict[_Key, Item]] = {}
+        self._value_of: dict[_Key, tuple[DynamoType, ...]] = {}
+        for partition in table.items.values():
+            for item in _rows(table, partition):
+                self.add(item)
+
+    def items(self, values: tuple[DynamoType, ...]) -> list[Item]:
+        return list(self._by_value.get(values, {}).values())
+
+    def add(self, item: Item) -> None:
+        values = tuple(item.attrs.get(name) for name in self.names)
+        if any(value is None for value in values):
+            return
+        key = (item.hash_key, item.range_key)
+        self._by_value.setdefault(values, {})[key] = item  # type: ignore[arg-type]
+        self._value_of[key] = values  # type: ignore[assignment]
+
+    def discard(self, key: _Key) -> None:
+        values = self._value_of.pop(key, None)
+        if values is not None:
+            partition = self._by_value[values]
+            del partition[key]
+            if not partition:
+                del self._by_value[values]
+
+
+_INDEXED: "weakref.WeakKeyDictionary[Table, dict[tuple[str, ...], _IndexMap]]" = (
+    weakref.WeakKeyDictionary()
+)
+"""Each table's index maps, by the index hash key attribute names they are for."""
+
+
+def _primary_key(table: Table, attributes: dict[str, Any] | None) -> _Key | None:
+    """The key of the item a write names (in its item or its key), None if it names none."""
+    if not attributes or table.hash_key_attr not in attributes:
+        return None
+    if table.range_key_attr is None:
+        return DynamoType(attributes[table.hash_key_attr]), None
+    if table.range_key_attr not in attributes:
+        return None
+    return (
+        DynamoType(attributes[table.hash_key_attr]),
+        DynamoType(attributes[table.range_key_attr]),
+    )
+
+
+def _reindexing(method: Callable[..., R]) -> Callable[..., R]:
+    """A backend write (put, update or delete of one item), under the lock, that brings the
+    written table's index maps up to date with the item as the write left it."""
+    signature = inspect.signature(method)
+
+    @wraps(method)
+    def write(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> R:
+        with _LOCK:
+            arguments = signature.bind(self, *args, **kwargs).arguments
+            try:
+                table = self.get_table(arguments["table_name"])  # by name or ARN
+            except ResourceNotFoundException:
+                return method(self, *args, **kwargs)
+            maps = _INDEXED.get(table)
+            key = _primary_key(table, arguments.get("item_attrs", arguments.get("key")))
+            if not maps or key is None:
+                return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                current = table.get_item(*key)
+                for index in maps.values():
+                    index.discard(key)
+                    if current is not None:
+                        index.add(current)
+
+    return write
+
+
+def _forgetting(method: Callable[..., R]) -> Callable[..., R]:
+    """A PartiQL call, which writes around the backend's item methods: drop every index map."""
+
+    @wraps(method)
+    def statement(*args: Any, **kwargs: Any) -> R:
+        with _LOCK:
+            try:
+                return method(*args, **kwargs)
+            finally:
+                _INDEXED.clear()
+
+    return statement
 
 
 @_locked
@@ -222,8 +325,9 @@ def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) 
     return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
 
 
+_PARTIQL = ("execute_statement", "execute_transaction", "batch_execute_statement")
 _TARGETS: dict[str, type] = {
-    **dict.fromkeys((*_LOCKED_WRITES, "transact_write_items"), DynamoDBBackend),
+    **dict.fromkeys((*_LOCKED_WRITES, *_PARTIQL, "transact_write_items"), DynamoDBBackend),
     "query": Table,
 }
 
@@ -234,7 +338,8 @@ def apply() -> None:
         if _originals:
             return
         _originals.update({name: vars(owner)[name] for name, owner in _TARGETS.items()})
-        replacements = {name: _locked(_originals[name]) for name in _LOCKED_WRITES}
+        replacements = {name: _reindexing(_originals[name]) for name in _LOCKED_WRITES}
+        replacements |= {name: _forgetting(_originals[name]) for name in _PARTIQL}
         replacements["transact_write_items"] = _transact_write_items
         replacements["query"] = _query
         for name, replacement in replacements.items():
@@ -247,6 +352,7 @@ def remove() -> None:
         for name, original in _originals.items():
             setattr(_TARGETS[name], name, original)
         _originals.clear()
+        _INDEXED.clear()
 
 
 @contextmanager

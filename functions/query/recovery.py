@@ -24,6 +24,8 @@ from functions.subscriptions import checkpoint, follower
 Progress = Callable[[int, int], None]
 """Called with (positions done, positions in all)."""
 
+_PROJECTED_TYPES = frozenset(e.model_fields["type"].default for e in projection.PROJECTED_EVENTS)
+
 
 class RebuildReport(BaseModel):
     old_version: str
@@ -94,6 +96,8 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
         for archived in archive.history(settings, total, reporter):
             events += 1
             present.add(archived.position)
+            if archived.event_type not in _PROJECTED_TYPES:
+                continue  # no rows (CommentModerated): not worth parsing
             domain = follower.readable(archived)
             if domain is not None:
                 yield domain

@@ -44,6 +44,8 @@ _RETIRED = "retired#"
 _ROW = TypeAdapter[Row](Row)
 _DIRECTORY_STEP = 10
 """Buckets read from the directory per call while walking."""
+_BATCH = 25
+"""Items per BatchWriteItem (DynamoDB's maximum)."""
 
 
 class Pointer(BaseModel):
@@ -85,7 +87,7 @@ def row_item(version: str, row: Row) -> dict[str, Any]:
     }
 
 
-def _directory_item(version: str, bucket_name: str) -> dict[str, Any]:
+def directory_item(version: str, bucket_name: str) -> dict[str, Any]:
     return {PARTITION: _directory(version), SORT: bucket_name}
 
 
@@ -166,15 +168,23 @@ def forget_retired(settings: Settings, version: str) -> None:
 def put_rows(settings: Settings, version: str, rows: Iterable[Row]) -> int:
     """Write rows unconditionally, 25 to a call: only for a version nobody else writes yet.
 
-    The bucket directory items of their posts go with them.
+    The bucket directory items of their posts go with them. Each call's items are made just
+    before it: a rebuild's whole view as request items would be several times the view in
+    memory, and time in the garbage collector.
     """
-    items = [row_item(version, r) for r in rows]
-    buckets = {bucket(i["post_id"]) for i in items if i["kind"] == "post"}
-    requests = [{"PutRequest": {"Item": to_item(i)}} for i in items] + [
-        {"PutRequest": {"Item": to_item(_directory_item(version, b))}} for b in sorted(buckets)
-    ]
-    batch_write(_table(settings), requests)
-    return len(items)
+    rows = list(rows)
+    for start in range(0, len(rows), _BATCH):
+        chunk = rows[start : start + _BATCH]
+        batch_write(
+            _table(settings),
+            [{"PutRequest": {"Item": to_item(row_item(version, r))}} for r in chunk],
+        )
+    buckets = sorted({bucket(r.post_id) for r in rows if isinstance(r, PostRow)})
+    batch_write(
+        _table(settings),
+        [{"PutRequest": {"Item": to_item(directory_item(version, b))}} for b in buckets],
+    )
+    return len(rows)
 
 
 _listed_this_batch: ContextVar[set[tuple[str, str, str]] | None] = ContextVar(
@@ -201,7 +211,7 @@ def _list_bucket(settings: Settings, version: str, bucket_name: str) -> None:
     if listed is not None and key in listed:
         return
     aws.client("dynamodb").put_item(
-        TableName=_table(settings), Item=to_item(_directory_item(version, bucket_name))
+        TableName=_table(settings), Item=to_item(directory_item(version, bucket_name))
     )
     if listed is not None:
         listed.add(key)

@@ -1,4 +1,4 @@
-"""moto's TransactWriteItems defect, and emulator.moto_fixes, which fixes it.
+"""moto's TransactWriteItems and Query defects, and emulator.moto_fixes, which fixes them.
 
 Each test creates its own tables; the fix is applied only through ``moto_fixes.patched()``.
 """
@@ -313,10 +313,10 @@ QUERIES: list[dict[str, Any]] = [
 ]
 
 
-def answers(dynamodb: Any) -> list[Any]:
-    """Every query of QUERIES, paged to the end: items, counts and page keys."""
+def answers(dynamodb: Any, queries: list[dict[str, Any]] = QUERIES) -> list[Any]:
+    """Every query of ``queries``, paged to the end: items, counts and page keys."""
     results = []
-    for query in QUERIES:
+    for query in queries:
         pages = []
         arguments = dict(query, TableName="r")
         while True:
@@ -394,3 +394,188 @@ def test_patched_queries_answer_as_moto_does(aws_env: None) -> None:
         fill(dynamodb, 6, 50)
         assert answers(dynamodb) == expected
     assert sum(len(page["Items"]) for pages in expected for page in pages) > 50
+
+
+# -- Index queries --------------------------------------------------------------------------
+
+INDEX_VALUES, PER_VALUE = 400, 5  # 2,000 indexed items, 5 in each index partition
+
+
+def fill_index(dynamodb: Any) -> None:
+    """Every item of ``r`` in the ``flagged`` index, ``PER_VALUE`` items to an index value (as
+    every view row carries its listing bucket)."""
+    requests = [
+        {
+            "PutRequest": {
+                "Item": {
+                    "pk": {"S": f"p{n}"},
+                    "sk": {"N": "0"},
+                    "flag": {"S": f"v{n % INDEX_VALUES}"},
+                    "at": {"S": f"{n:05d}"},
+                }
+            }
+        }
+        for n in range(INDEX_VALUES * PER_VALUE)
+    ]
+    for start in range(0, len(requests), 25):
+        dynamodb.batch_write_item(RequestItems={"r": requests[start : start + 25]})
+
+
+def comparisons_of_one_index_query(monkeypatch: pytest.MonkeyPatch, dynamodb: Any) -> int:
+    """How many key comparisons moto makes to read one index partition of five items."""
+
+    def query() -> list[str]:
+        return [
+            i["pk"]["S"]
+            for i in dynamodb.query(
+                TableName="r",
+                IndexName="flagged",
+                KeyConditionExpression="flag = :f",
+                ExpressionAttributeValues={":f": {"S": "v7"}},
+            )["Items"]
+        ]
+
+    query()  # the patched moto builds its map of the index on the table's first index query
+    counted = [0]
+    equal, unequal = DynamoType.__eq__, DynamoType.__ne__
+
+    def counting_equal(self: DynamoType, other: DynamoType) -> bool:
+        counted[0] += 1
+        return equal(self, other)
+
+    def counting_unequal(self: DynamoType, other: DynamoType) -> bool:
+        counted[0] += 1
+        return unequal(self, other)
+
+    monkeypatch.setattr(DynamoType, "__eq__", counting_equal)
+    monkeypatch.setattr(DynamoType, "__ne__", counting_unequal)
+    keys = query()
+    monkeypatch.setattr(DynamoType, "__eq__", equal)
+    monkeypatch.setattr(DynamoType, "__ne__", unequal)
+    assert keys == [f"p{7 + INDEX_VALUES * k}" for k in range(PER_VALUE)]
+    return counted[0]
+
+
+def test_unpatched_index_query_visits_the_whole_table(
+    unpatched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents moto's defect: reading an index partition of 5 items compares the index key
+    of all 2,000 items of the table (moto keeps no index).
+
+    If this test fails, moto indexes its items itself: drop the index maps of the fix.
+    """
+    dynamodb = boto3.client("dynamodb")
+    create_ranged_table(dynamodb)
+    fill_index(dynamodb)
+    assert comparisons_of_one_index_query(monkeypatch, dynamodb) > INDEX_VALUES * PER_VALUE
+
+
+def test_patched_index_query_visits_only_its_partition(
+    patched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dynamodb = boto3.client("dynamodb")
+    create_ranged_table(dynamodb)
+    fill_index(dynamodb)
+    assert comparisons_of_one_index_query(monkeypatch, dynamodb) < 30
+
+
+INDEX_QUERIES: list[dict[str, Any]] = [
+    {
+        "IndexName": "flagged",
+        "KeyConditionExpression": "flag = :f",
+        "ExpressionAttributeValues": {":f": {"S": value}},
+    }
+    for value in ("yes", "no", "new")
+]
+
+
+def write_every_way(dynamodb: Any) -> None:
+    """Move items into, out of and between index partitions with every kind of write."""
+    item = {"pk": {"S": "p0"}, "sk": {"N": "0"}, "at": {"S": "0001"}}  # flagged: (0 + 0) % 9
+    dynamodb.put_item(TableName="r", Item={**item, "flag": {"S": "no"}})  # to another value
+    dynamodb.put_item(TableName="r", Item={**item, "pk": {"S": "p0"}, "sk": {"N": "9"}})  # out
+    dynamodb.update_item(  # into the index, on an item that was not in it
+        TableName="r",
+        Key={"pk": {"S": "p1"}, "sk": {"N": "1"}},
+        UpdateExpression="SET flag = :f, #at = :at",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":f": {"S": "new"}, ":at": {"S": "0002"}},
+    )
+    dynamodb.update_item(  # out of the index: its hash key removed
+        TableName="r", Key={"pk": {"S": "p1"}, "sk": {"N": "8"}}, UpdateExpression="REMOVE flag"
+    )
+    dynamodb.update_item(  # a new item, made by an update
+        TableName="r",
+        Key={"pk": {"S": "fresh"}, "sk": {"N": "0"}},
+        UpdateExpression="SET flag = :f, #at = :at",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":f": {"S": "yes"}, ":at": {"S": "0003"}},
+    )
+    dynamodb.delete_item(TableName="r", Key={"pk": {"S": "p2"}, "sk": {"N": "7"}})
+    with pytest.raises(ClientError):  # a failed condition changes nothing
+        dynamodb.put_item(
+            TableName="r",
+            Item={**item, "pk": {"S": "p3"}, "sk": {"N": "6"}, "flag": {"S": "new"}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    dynamodb.batch_write_item(
+        RequestItems={
+            "r": [
+                {"PutRequest": {"Item": {**item, "pk": {"S": "p4"}, "flag": {"S": "new"}}}},
+                {"DeleteRequest": {"Key": {"pk": {"S": "p4"}, "sk": {"N": "5"}}}},
+            ]
+        }
+    )
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": "r", "Item": {**item, "pk": {"S": "p5"}, "flag": {"S": "no"}}}},
+            {
+                "Update": {
+                    "TableName": "r",
+                    "Key": {"pk": {"S": "p5"}, "sk": {"N": "4"}},
+                    "UpdateExpression": "SET flag = :f",
+                    "ExpressionAttributeValues": {":f": {"S": "no"}},
+                }
+            },
+            {"Delete": {"TableName": "r", "Key": {"pk": {"S": "p1"}, "sk": {"N": "17"}}}},
+        ]
+    )
+    with pytest.raises(ClientError):  # a cancelled transaction changes nothing
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": "r",
+                        "Item": {**item, "pk": {"S": "p6"}, "flag": {"S": "no"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": "r",
+                        "Key": {"pk": {"S": "absent"}, "sk": {"N": "0"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+
+def test_patched_index_follows_every_write(aws_env: None) -> None:
+    """Index queries after puts, updates, deletes, batches and transactions that move items
+    into, out of and between index partitions: the same answers as moto's own."""
+    moto_fixes.remove()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_ranged_table(dynamodb)
+        fill(dynamodb, 6, 50)
+        write_every_way(dynamodb)
+        expected = answers(dynamodb, QUERIES + INDEX_QUERIES)
+    with moto_fixes.patched(), mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_ranged_table(dynamodb)
+        fill(dynamodb, 6, 50)
+        answers(dynamodb, INDEX_QUERIES)  # the index maps exist before the writes
+        write_every_way(dynamodb)
+        assert answers(dynamodb, QUERIES + INDEX_QUERIES) == expected
+    counts = [sum(len(page["Items"]) for page in pages) for pages in expected[-3:]]
+    assert all(counts), counts  # each of "yes", "no" and "new" has items after the writes

@@ -1,0 +1,160 @@
+"""Regenerate docs/screenshot.png: the page, during a query outage, with its operations panel.
+
+``.venv/bin/python -m tools.screenshot [--output docs/screenshot.png]``. It starts the local
+stack (``python -m emulator dev``) on free loopback ports, drives the page in headless Chromium
+(Debian's ``/usr/bin/chromium``, as the browser tests do) at ``/?limit=3``: four posts and
+their comments written through the API (one comment rejected by moderation), so **Load more**
+shows; once every consumer's scheduled catch-up has folded its watermark up to the archive
+head (up to a minute), a query outage started from the panel, and a post and a comment written
+on the page during it (marked "not in the view yet"). Then it saves the full page and stops the
+stack with Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+from emulator.local import free_aws_port, free_port
+from emulator.template import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+STARTUP_SECONDS = 300
+WAIT_MS = 60_000
+CATCH_UP_MS = 180_000
+
+
+@contextmanager
+def local_stack() -> Iterator[str]:
+    """``python -m emulator dev`` on free ports; its URL. Ctrl+C on leaving."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(PORT=str(port), AWS_PORT=str(free_aws_port(avoid=port)))
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "dev"],
+        cwd=ROOT,
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if stack.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the local stack did not start (exit code {stack.returncode})")
+            try:
+                with urllib.request.urlopen(f"{url}/posts", timeout=5):  # noqa: S310 (loopback)
+                    break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        try:
+            stack.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait()
+
+
+def api(url: str, path: str, body: dict[str, str]) -> dict[str, Any]:
+    """A POST outside the page (the page marks what it wrote itself until it is on a page)."""
+    request = urllib.request.Request(  # noqa: S310 -- the local stack, on loopback
+        url + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+def seed(url: str) -> None:
+    """Four posts, older first, and comments, one of which moderation rejects."""
+    ids = {}
+    for title in ("Welcome to the blog", "Paging through posts", "First post"):
+        ids[title] = api(url, "/posts", {"title": title})["id"]
+    api(url, f"/posts/{ids['First post']}/comments", {"content": "Lovely weather"})
+    api(url, f"/posts/{ids['First post']}/comments", {"content": "I love orange"})
+    comment = {"content": "Older posts are one Load more away"}
+    api(url, f"/posts/{ids['Paging through posts']}/comments", comment)
+    api(url, "/posts", {"title": "The newest post"})
+
+
+def publish(page: Page, title: str) -> None:
+    page.fill("#new-post-title", title)
+    page.click("#new-post button[type=submit]")
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+
+
+def comment(page: Page, title: str, content: str) -> None:
+    heading = page.get_by_role("heading", name=title, exact=True)
+    post = page.locator(".post").filter(has=heading)
+    count = post.locator(".comment").count()
+    post.locator("input[name=content]").fill(content)
+    post.locator(".new-comment button").click()
+    expect(post.locator(".comment")).to_have_count(count + 1)
+
+
+def stage(page: Page) -> None:
+    """Moderation done and caught up, then a query outage and what was written during it."""
+    expect(page.locator(".comment.rejected")).to_have_count(1)
+    expect(page.locator(".comment.pending")).to_have_count(0)
+    expect(page.locator("#load-more")).to_be_visible()  # four posts, pages of three
+    # the scheduled catch-up (every minute) folds the live path's marks into each watermark
+    for consumer in ("moderation", "comments", "query"):
+        lag = page.locator(f"#consumers tr[data-consumer={consumer}] td").nth(6)
+        expect(lag).to_have_text("0", timeout=CATCH_UP_MS)
+    page.select_option("#outage-consumer", "query")
+    page.select_option("#outage-mode", "pause")
+    page.click("#outage-start")
+    expect(page.locator("#outage-state")).to_contain_text("query is down")
+    publish(page, "Written during the query outage")
+    comment(page, "First post", "Fine, thanks")
+    expect(page.get_by_text("not in the view yet").first).to_be_visible()
+    page.wait_for_timeout(3_000)  # a few polls: the panel shows the query's lag
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "screenshot.png")
+    arguments = parser.parse_args()
+    if not CHROMIUM.exists():
+        raise SystemExit(f"no Chromium at {CHROMIUM}: `apt-get install chromium`")
+    expect.set_options(timeout=WAIT_MS)
+    with local_stack() as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            seed(url)
+            page.goto(f"{url}/?limit=3")
+            expect(page.locator("#updated")).to_contain_text("updated")
+            stage(page)
+            page.screenshot(path=arguments.output, full_page=True)
+            page.route("**/*", lambda route: route.abort())  # no request left mid-answer
+            page.wait_for_timeout(500)
+            context.close()
+        finally:
+            browser.close()
+    print(f"wrote {arguments.output}")
+
+
+if __name__ == "__main__":
+    main()
