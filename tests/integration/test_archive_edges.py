@@ -97,8 +97,8 @@ def test_a_bucket_is_segmented_as_soon_as_it_is_complete_and_not_before() -> Non
     config = settings.load()
     archived(8)
     assert archive.write_segments(config) == []
-    # WHEN position 9 is allocated, and the one after
-    archived(2)
+    # WHEN position 9, the bucket's last, is allocated
+    archived(1)
     # THEN bucket 0 is written to its S3 segment, under its documented key, and only it
     assert archive.write_segments(config) == [0]
     assert archive.head(config).segmented_through == 1

@@ -6,6 +6,7 @@ archives them (``archive.allocate`` then ``archive.record``); a position allocat
 recorded is a hole, as a publisher that died leaves one. The test stage's hole grace is 0 s.
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -111,3 +112,77 @@ def test_replay_skips_holes_and_ignores_events_of_other_types_across_chunks(
     assert recorder.calls == [("p1", "main"), ("p4", "main"), ("p5", "main")]
     assert (report.behind, report.recovered, report.ignored) == (5, 3, 1)
     assert (report.holes_skipped, report.holes_pending, report.unreadable) == (1, 0, 0)
+
+
+# -- catch-up --------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("deployed")
+def test_catch_up_applies_what_live_missed_in_chunks_and_folds_every_mark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN five posts, of which the live path applied 2 and 4 (marked), in chunks of two
+    monkeypatch.setattr(follower, "CHUNK", 2)
+    recorder = Recorder()
+    subscription = tap(recorder)
+    config = settings.load()
+    archived([post(f"p{n}") for n in range(1, 6)])
+    checkpoint.mark(config, subscription, "main", [2, 4])
+    progress: list[tuple[int, int]] = []
+    # WHEN the subscriber catches up
+    report = follower.catch_up(config, subscription, progress=lambda *p: progress.append(p))
+    # THEN the three it missed, and only they, were applied, once each
+    assert recorder.calls == [("p1", "main"), ("p3", "main"), ("p5", "main")]
+    assert (report.behind, report.recovered, report.watermark_after, report.lag) == (3, 3, 5, 0)
+    assert progress == [(2, 5), (4, 5), (5, 5)]
+    # AND the watermark covers everything, with no mark left at or below it
+    assert checkpoint.watermark(config, subscription, "main") == 5
+    assert checkpoint.seen(config, subscription, "main", 0, 5) == set()
+    # AND a second run finds nothing to do
+    again = follower.catch_up(config, subscription)
+    assert (again.watermark_before, again.behind, again.recovered) == (5, 0, 0)
+    assert len(recorder.calls) == 3
+
+
+@pytest.mark.usefixtures("deployed")
+def test_a_young_hole_holds_the_watermark_and_what_is_applied_above_it_is_marked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a hole at 2, younger than an hour's grace, between posts at 1, 3 and 4
+    recorder = Recorder()
+    subscription = tap(recorder)
+    archived([post("p1"), None, post("p3"), post("p4")])
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
+    # WHEN the subscriber catches up
+    report = follower.catch_up(settings.load(), subscription)
+    # THEN the watermark stops below the hole; what lies above it is applied and marked
+    assert (report.watermark_after, report.holes_pending, report.holes_skipped) == (1, 1, 0)
+    assert (report.behind, report.recovered, report.lag) == (4, 3, 3)
+    assert checkpoint.seen(settings.load(), subscription, "main", 0, 4) == {3, 4}
+    # WHEN the hole is old enough, and the subscriber catches up again
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "0")
+    again = follower.catch_up(settings.load(), subscription)
+    # THEN the hole is skipped, nothing is applied twice, and the marks are folded
+    assert (again.watermark_after, again.holes_skipped, again.recovered) == (4, 1, 0)
+    assert recorder.calls == [("p1", "main"), ("p3", "main"), ("p4", "main")]
+    assert checkpoint.seen(settings.load(), subscription, "main", 0, 4) == set()
+
+
+@pytest.mark.usefixtures("deployed")
+def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN posts at 1 and 3 around a hole younger than an hour's grace
+    archived([post("p1"), None, post("p3")])
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
+    capsys.readouterr()
+    # WHEN the scheduled catch-up runs
+    result = follower.scheduled(tap(Recorder()))
+    # THEN it returns its report, and publishes the lag behind the hole, for this consumer
+    assert (result["watermark_after"], result["head"], result["recovered"]) == (1, 3, 2)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [
+        (m[names.CONSUMER_LAG_METRIC], m[names.CONSUMER_DIMENSION], m[names.METRIC_DIMENSION])
+        for m in lines
+        if "_aws" in m
+    ] == [([2.0], "tap", settings.load().prefix)]
