@@ -6,9 +6,9 @@ Starts ``python -m emulator dev`` (what ``make dev`` runs) on free loopback port
 1. **Floor**, alternating with step 2's posts so that both see the same machine load: the
    AWS calls one post makes on its way to the view (the write transaction, the stream read,
    the claim, the position, the archive write, the publish, the mark-sent, the receive, the
-   pointer read, the view and seen writes, the delete, and the read back), made back to back
-   with boto3 against the same emulator, on scratch resources of the same shape. No poll
-   waits, no handler code: what the pipeline cannot beat on this emulator.
+   pointer read, the directory, view and seen writes, the delete, and the read back), made
+   back to back with boto3 against the same emulator, on scratch resources of the same shape.
+   No poll waits, no handler code: what the pipeline cannot beat on this emulator.
 2. **Latency, fresh**: ``POST /posts`` until ``GET /posts/{id}`` shows it, one at a time; and a
    comment's moderation round trip (``POST`` a comment until it shows ``approved``).
 3. **Burst**: ``load.generator`` at 50 writes/s for 60 s (posts and comments, a quarter of the
@@ -253,18 +253,30 @@ def floor(stack: LocalStack, rounds: int, between: Callable[[], None]) -> list[f
                     TopicArn=r["topic"],
                     PublishBatchRequestEntries=[{"Id": "0", "Message": json.dumps({"id": key})}],
                 )
-                d.update_item(
-                    TableName=t,
-                    Key=item(key, "outbox"),
-                    UpdateExpression="SET sent = :true",
-                    ExpressionAttributeValues={":true": {"BOOL": True}},
+                d.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": t,
+                                "Key": item(key, "outbox"),
+                                "UpdateExpression": "SET sent = :true",
+                                "ExpressionAttributeValues": {":true": {"BOOL": True}},
+                            }
+                        }
+                    ]
                 )
                 messages = q.receive_message(QueueUrl=r["queue"], MaxNumberOfMessages=10)[
                     "Messages"
                 ]
                 d.get_item(TableName=t, Key=item("meta", "active"))
+                d.put_item(TableName=t, Item=item("v1/buckets", key[:3]))
                 d.put_item(TableName=t, Item=item("v1", f"{key}#"))
-                d.put_item(TableName=t, Item=item("v1#seen", key))
+                d.update_item(
+                    TableName=t,
+                    Key=item("v1#seen", "0"),
+                    UpdateExpression="ADD seen :position",
+                    ExpressionAttributeValues={":position": {"NS": [str(index + 1)]}},
+                )
                 q.delete_message_batch(
                     QueueUrl=r["queue"],
                     Entries=[

@@ -82,17 +82,14 @@ def endpoint(aws_port: int) -> str:
 
 
 class Emulator:
-    """moto's server on 127.0.0.1, the stack deployed into it, and the runner polling it."""
+    """moto's server on 127.0.0.1 (a process of its own), the stack deployed into it, and the
+    runner polling it."""
 
     def __init__(self, aws_port: int) -> None:
-        from moto.server import ThreadedMotoServer
-
-        from emulator import moto_fixes
-
-        moto_fixes.apply()
         self.endpoint = endpoint(aws_port)
+        self._aws_port = aws_port
         use_emulator(stage_environment(STAGE), self.endpoint)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
+        self._server: subprocess.Popen[bytes] | None = None
         self.runner: EventSourceRunner | None = None
         self._control_port = aws_port + CONTROL_PORT_OFFSET
         self.control: ControlServer | None = None
@@ -100,7 +97,8 @@ class Emulator:
     def start(self) -> None:
         from functions import aws, settings
 
-        self._server.start()
+        self._server = moto_server(self._aws_port)
+        wait_for_http(self.endpoint, process=self._server)
         aws.reset()
         prefix = settings.load().prefix
         deployed = stack.deploy(aws.client, prefix)
@@ -120,7 +118,17 @@ class Emulator:
             self.control.stop()
         if self.runner is not None:
             self.runner.stop()
-        self._server.stop()
+        if self._server is not None:
+            stop_process_group(self._server)
+
+
+def moto_server(aws_port: int) -> subprocess.Popen[bytes]:
+    """moto's server (``emulator.moto_process``) in its own process group, on ``aws_port``."""
+    return subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
+        [sys.executable, "-m", "emulator.moto_process", "--port", str(aws_port)],
+        cwd=ROOT,
+        start_new_session=True,
+    )
 
 
 def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
@@ -181,9 +189,14 @@ def free_aws_port(avoid: int) -> int:
             return port
 
 
-def wait_for_http(url: str, timeout: float = 60) -> None:
+def wait_for_http(
+    url: str, timeout: float = 60, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until ``url`` answers; fail at once if ``process`` (the one serving it) exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: its server exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback only)
                 return

@@ -23,7 +23,7 @@ from functions.events import Event
 UNSENT = "unsent"
 _FAILED = "ConditionalCheckFailed"
 MAX_TRANSACTION = 100
-CLAIM_ATTEMPTS = 3
+ATTEMPTS = 3
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
 
 
@@ -92,18 +92,66 @@ def write(table: str, operations: Sequence[dict[str, Any]], events: Sequence[Eve
         raise
 
 
-def mark_sent(table: str, event_id: str) -> None:
-    """Flip ``sent``; only an unsent record changes, so a repeat does nothing."""
+def _mark_sent_operation(table: str, event_id: str) -> dict[str, Any]:
+    """Flip ``sent`` of a record that exists and is unsent (a repeat changes nothing)."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": to_item({names.OUTBOX_KEY: event_id}),
+            "UpdateExpression": "SET sent = :true REMOVE #unsent",
+            "ConditionExpression": "attribute_exists(#id) AND sent = :false",
+            "ExpressionAttributeNames": {"#id": names.OUTBOX_KEY, "#unsent": _UNSENT_PARTITION},
+            "ExpressionAttributeValues": {":true": {"BOOL": True}, ":false": {"BOOL": False}},
+        }
+    }
+
+
+def mark_sent(table: str, event_ids: Iterable[str]) -> None:
+    """Flip ``sent`` of published records: one transaction per 100 instead of a write each.
+
+    A record already sent (or gone) is left out and the rest retried. One that conflicting
+    transactions kept from the flip after ``ATTEMPTS`` gets a write of its own, so a published
+    record is never left unsent (which would make the sweeper archive it again).
+    """
+    operations = {event_id: _mark_sent_operation(table, event_id) for event_id in event_ids}
+    _, contended = _transact_each(operations)
     client = aws.client("dynamodb")
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
-        client.update_item(
-            TableName=table,
-            Key=to_item({names.OUTBOX_KEY: event_id}),
-            UpdateExpression="SET sent = :true REMOVE #unsent",
-            ConditionExpression="attribute_exists(#id) AND sent = :false",
-            ExpressionAttributeNames={"#id": names.OUTBOX_KEY, "#unsent": _UNSENT_PARTITION},
-            ExpressionAttributeValues={":true": {"BOOL": True}, ":false": {"BOOL": False}},
-        )
+    for event_id in contended:
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.update_item(**operations[event_id]["Update"])
+
+
+def _transact_each(operations: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """Commit conditional operations, keyed by record, in transactions of ``MAX_TRANSACTION``.
+
+    A transaction that a failed condition cancelled is retried without the records whose
+    condition failed, up to ``ATTEMPTS`` times. Returns the keys committed, and those still
+    pending when the attempts ran out (cancelled for another reason, such as a conflicting
+    transaction). Any other error passes through.
+    """
+    done: set[str] = set()
+    contended: set[str] = set()
+    keys = list(operations)
+    client = aws.client("dynamodb")
+    for start in range(0, len(keys), MAX_TRANSACTION):
+        chunk = keys[start : start + MAX_TRANSACTION]
+        for _ in range(ATTEMPTS):
+            if not chunk:
+                break
+            try:
+                client.transact_write_items(TransactItems=[operations[k] for k in chunk])
+            except ClientError as error:
+                if not is_cancelled(error):
+                    raise
+                codes = cancellation_codes(error)
+                if len(codes) != len(chunk):
+                    raise
+                chunk = [k for k, code in zip(chunk, codes, strict=True) if code != _FAILED]
+                continue
+            done |= set(chunk)
+            chunk = []
+        contended |= set(chunk)
+    return done, contended
 
 
 def _claim_operation(table: str, record: OutboxRecord, now: float) -> dict[str, Any]:
@@ -132,32 +180,11 @@ def claim(table: str, records: Iterable[OutboxRecord], now: float) -> set[str]:
 
     A record is won if it is still as this publisher read it: never claimed (or, for the
     sweeper's rescue of a dead publisher's record, claimed at the same time as read). A record
-    another publisher claimed first, or that is sent, is lost to this one; a transaction
-    cancelled for that is retried without the lost records. What conflicting transactions kept
-    from being claimed after ``CLAIM_ATTEMPTS`` stays unclaimed: the sweeper takes it later.
+    another publisher claimed first, or that is sent, is lost to this one. What conflicting
+    transactions kept from being claimed after ``ATTEMPTS`` stays unclaimed: the sweeper takes
+    it later.
     """
-    won: set[str] = set()
-    pending = list(records)
-    client = aws.client("dynamodb")
-    for start in range(0, len(pending), MAX_TRANSACTION):
-        chunk = pending[start : start + MAX_TRANSACTION]
-        for _ in range(CLAIM_ATTEMPTS):
-            if not chunk:
-                break
-            try:
-                client.transact_write_items(
-                    TransactItems=[_claim_operation(table, r, now) for r in chunk]
-                )
-            except ClientError as error:
-                if not is_cancelled(error):
-                    raise
-                codes = cancellation_codes(error)
-                if len(codes) != len(chunk):
-                    raise
-                chunk = [r for r, code in zip(chunk, codes, strict=True) if code != _FAILED]
-                continue
-            won |= {r.event_id for r in chunk}
-            break
+    won, _ = _transact_each({r.event_id: _claim_operation(table, r, now) for r in records})
     return won
 
 

@@ -4,9 +4,9 @@ For each new outbox record it (1) claims the batch's records (a claim time store
 the condition that no publisher claimed it first: one transaction per batch), (2) allocates
 global positions for the records won, (3) records their events in the archive, (4) publishes
 them to SNS (``PublishBatch``, ten at a time, with the event type and position as message
-attributes), and (5) flips each published record's ``sent`` flag. Archiving comes before
-publishing, so whatever a consumer misses is in the archive; claiming comes before archiving,
-so the sweeper and a late stream publisher never both archive a record.
+attributes), and (5) flips the published records' ``sent`` flags, one transaction per 100.
+Archiving comes before publishing, so whatever a consumer misses is in the archive; claiming
+comes before archiving, so the sweeper and a late stream publisher never both archive a record.
 
 If SNS fails, the records stay unsent and the handler returns normally: the stream shard is
 not blocked by retrying, and the scheduled sweeper republishes them once SNS is back, at the
@@ -134,8 +134,7 @@ def _publish_and_mark(
     the others (unless ``known`` has it already), so that a republish does not archive again."""
     published = publish(config.topic_arn, events)
     table = config.table(names.OUTBOX_TABLE)
-    for event in published:
-        outbox.mark_sent(table, event.event_id)
+    outbox.mark_sent(table, [event.event_id for event in published])
     done = {event.event_id for event in published}
     for event in events:
         if event.event_id not in done and event.event_id not in known:

@@ -95,3 +95,17 @@ def failing_entries(
     finally:
         for event, hook in hooks:
             client.meta.events.unregister(event, hook)
+
+
+def crash_marking_sent(table: str, error: Exception) -> Any:
+    """Make the publisher's first ``sent`` flip on ``table`` raise ``error``: it dies between
+    archiving (and publishing) and marking sent. Yields the failed calls' parameters."""
+
+    def marks_sent(params: dict[str, Any]) -> bool:
+        updates = [op.get("Update", {}) for op in params["TransactItems"]]
+        return any(
+            u.get("TableName") == table and u["UpdateExpression"].startswith("SET sent")
+            for u in updates
+        )
+
+    return failing("dynamodb", "TransactWriteItems", error, times=1, when=marks_sent)

@@ -26,6 +26,7 @@ SUBSCRIPTION = Subscription(
     key=names.VIEW_KEY,
     handlers=dict.fromkeys(projection.PROJECTED_EVENTS, project),
     tracks=_written_versions,
+    batch=store.one_directory_write_a_batch,
 )
 """The view consumes the events it is made of; each view version is a track of its own."""
 

@@ -19,7 +19,9 @@ Keys (attributes ``view`` / ``key``, ``names.VIEW_KEY``), for view version ``<v>
   under ``~checkpoint#query#<version>``.
 """
 
+import contextlib
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -175,6 +177,36 @@ def put_rows(settings: Settings, version: str, rows: Iterable[Row]) -> int:
     return len(items)
 
 
+_listed_this_batch: ContextVar[set[tuple[str, str, str]] | None] = ContextVar(
+    "listed_this_batch", default=None
+)
+
+
+@contextlib.contextmanager
+def one_directory_write_a_batch() -> Iterator[None]:
+    """Within it, each bucket's directory entry is written once: the write is idempotent, and
+    a batch's posts mostly share their bucket. Only for one batch: a version dropped later
+    takes its directory with it."""
+    token = _listed_this_batch.set(set())
+    try:
+        yield
+    finally:
+        _listed_this_batch.reset(token)
+
+
+def _list_bucket(settings: Settings, version: str, bucket_name: str) -> None:
+    """Put ``bucket_name`` in ``version``'s directory, unless this batch did already."""
+    listed = _listed_this_batch.get()
+    key = (_table(settings), version, bucket_name)
+    if listed is not None and key in listed:
+        return
+    aws.client("dynamodb").put_item(
+        TableName=_table(settings), Item=to_item(_directory_item(version, bucket_name))
+    )
+    if listed is not None:
+        listed.add(key)
+
+
 def put_if_newer(settings: Settings, version: str, row: Row) -> bool:
     """Write ``row`` unless the stored row is as new or newer; True if it was written.
 
@@ -184,10 +216,7 @@ def put_if_newer(settings: Settings, version: str, row: Row) -> bool:
     """
     client = aws.client("dynamodb")
     if isinstance(row, PostRow):
-        client.put_item(
-            TableName=_table(settings),
-            Item=to_item(_directory_item(version, bucket(row.post_id))),
-        )
+        _list_bucket(settings, version, bucket(row.post_id))
     try:
         client.put_item(
             TableName=_table(settings),

@@ -83,7 +83,8 @@ def catch_up(
     for start in range(before + 1, head.position + 1, CHUNK):
         window = range(start, min(start + CHUNK, head.position + 1))
         missing = [p for p in window if p not in covered]
-        applied = _apply(settings, subscription, track, missing, head, report)
+        with subscription.batch():
+            applied = _apply(settings, subscription, track, missing, head, report)
         covered |= applied
         reached = contiguous(after, covered)
         if reached > after:
@@ -111,7 +112,8 @@ def replay(
     track = report.track
     for start in range(max(from_position, 1), head.position + 1, CHUNK):
         window = list(range(start, min(start + CHUNK, head.position + 1)))
-        _apply(settings, subscription, track, window, head, report)
+        with subscription.batch():
+            _apply(settings, subscription, track, window, head, report)
     return report
 
 

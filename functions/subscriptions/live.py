@@ -85,11 +85,12 @@ def consume(
         if position is not None:
             applied.append(position)
 
-    response = process_partial_response(
-        event=event.to_dict(),
-        record_handler=process,
-        processor=BatchProcessor(event_type=EventType.SQS),
-    )
+    with subscription.batch():
+        response = process_partial_response(
+            event=event.to_dict(),
+            record_handler=process,
+            processor=BatchProcessor(event_type=EventType.SQS),
+        )
     if applied:
         for track in tracks():
             checkpoint.mark(config, subscription, track, applied)

@@ -6,7 +6,9 @@ one copy of the consumer's state with its own checkpoint: moderation and comment
 version up while live updates write both.
 """
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,9 @@ class Subscription:
     """The handler of each event class the consumer subscribes to."""
     tracks: Callable[[Settings], list[str]] = field(default=_main_track)
     """The tracks a live delivery applies to, the one to catch up by default first."""
+    batch: Callable[[], AbstractContextManager[object]] = field(default=contextlib.nullcontext)
+    """Opened around each batch the live path or a catch-up applies: state that lives for one
+    batch (the query view writes each listing bucket's directory entry once a batch)."""
 
     @property
     def consumes(self) -> tuple[type[Any], ...]:

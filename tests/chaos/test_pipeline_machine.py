@@ -73,7 +73,7 @@ from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
 from tests.e2e.test_recovery import expire_segmented_records
 from tests.e2e.test_redelivery import republish, subscribe_tap
-from tests.faults import failing, failing_entries
+from tests.faults import crash_marking_sent, failing, failing_entries
 from tests.helpers import PREFIX, peek_bodies, queue_depth, queue_url, scan
 
 OUTBOX_TABLE = names.resource(PREFIX, names.OUTBOX_TABLE)
@@ -364,9 +364,7 @@ class Pipeline(RuleBasedStateMachine):
     def publisher_crashes_after_publishing(self, post: str, content: str) -> None:
         """The publisher dies after PublishBatch, before its first ``sent`` flip."""
         crash = RuntimeError("publisher crashed between publishing and marking sent")
-        with failing(
-            "dynamodb", "UpdateItem", crash, times=1, when=lambda p: p["TableName"] == OUTBOX_TABLE
-        ) as crashed:
+        with crash_marking_sent(OUTBOX_TABLE, crash) as crashed:
             self._write_comment(post, content)
             publisher = self.runner.sources["outbox_publisher"]
             while publisher.poll():

@@ -16,7 +16,7 @@ from emulator.runner import EventSourceRunner
 from functions import archive, aws, names, settings
 from functions.dynamo import to_item
 from tests.conftest import Api
-from tests.faults import failing
+from tests.faults import crash_marking_sent
 from tests.helpers import scan
 
 PUBLISHER, SWEEPER = "outbox_publisher", "outbox_sweeper"
@@ -120,7 +120,7 @@ def test_the_sweeper_leaves_a_live_publishers_claim_alone(
 def crash_before_marking_sent() -> Any:
     table = names.resource(settings.load().prefix, names.OUTBOX_TABLE)
     crash = RuntimeError("publisher died between archiving and marking sent")
-    return failing("dynamodb", "UpdateItem", crash, times=1, when=lambda p: p["TableName"] == table)
+    return crash_marking_sent(table, crash)
 
 
 def test_a_crash_between_archiving_and_marking_sent_adds_one_counted_copy(

@@ -7,7 +7,7 @@ from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, names, settings
 from tests.conftest import Api
-from tests.faults import failing
+from tests.faults import crash_marking_sent, failing
 from tests.helpers import scan
 
 
@@ -58,9 +58,7 @@ def test_publisher_crash_between_publish_and_sent_republishes_and_applies_once(
     # WHEN the publisher crashes after publishing CommentCreated, before marking it sent
     crash = RuntimeError("publisher crashed")
     outbox_table = names.resource(settings.load().prefix, names.OUTBOX_TABLE)
-    with failing(
-        "dynamodb", "UpdateItem", crash, times=1, when=lambda p: p["TableName"] == outbox_table
-    ) as crashed:
+    with crash_marking_sent(outbox_table, crash) as crashed:
         api.post(f"/posts/{post['id']}/comments", {"content": "hello"})
         runner.drain()  # the stream's retries leave the record: its dead publisher claimed it
     runner.fire("outbox_sweeper")

@@ -14,9 +14,11 @@ import pytest
 
 from emulator.runner import EventSourceRunner
 from functions import aws
+from functions.query import store
 from functions.query.cursor import Cursor
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
+from tests.e2e.test_subscriptions import resume_without_catch_up
 
 LINK = re.compile(r'^<([^>]+)>; rel="next"$')
 
@@ -172,3 +174,25 @@ def test_the_tests_whole_view_reader_follows_every_page(
     assert status == 200
     assert view == oracle_view()
     assert len(view) == 5
+
+
+def test_a_live_batch_puts_each_listing_bucket_in_the_directory_once(
+    api: Api, runner: EventSourceRunner, dynamodb_calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    # GIVEN posts written while the view's consumer was paused, so they arrive as one batch
+    runner.pause("query_consumer")
+    posts = [api.post("/posts", {"title": f"batched {i}"})[1]["id"] for i in range(6)]
+    runner.drain()
+    dynamodb_calls.clear()
+    # WHEN the live path applies the batch
+    resume_without_catch_up(runner, "query_consumer")
+    runner.drain()
+    # THEN the directory got one write per bucket the posts fall in, not one per post
+    directory_writes = [
+        params["Item"][store.SORT]["S"]
+        for name, params in dynamodb_calls
+        if name == "PutItem" and params["Item"][store.PARTITION]["S"].endswith("/buckets")
+    ]
+    assert sorted(directory_writes) == sorted({store.bucket(post) for post in posts})
+    # AND every post is listed
+    assert sorted(post for page in walk(api, "/posts") for post in page) == sorted(posts)
