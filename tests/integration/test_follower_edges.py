@@ -6,7 +6,9 @@ archives them (``archive.allocate`` then ``archive.record``); a position allocat
 recorded is a hole, as a publisher that died leaves one. The test stage's hole grace is 0 s.
 """
 
+import io
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -176,8 +178,18 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
     archived([post("p1"), None, post("p3")])
     monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
     capsys.readouterr()
+    # AND its log at INFO (the test stage logs at WARNING), into a buffer
+    logged = io.StringIO()
+    handler = follower.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream, level = handler.setStream(logged), follower.logger.log_level
+    follower.logger.setLevel("INFO")
     # WHEN the scheduled catch-up runs
-    result = follower.scheduled(tap(Recorder()))
+    try:
+        result = follower.scheduled(tap(Recorder()))
+    finally:
+        handler.setStream(stream)
+        follower.logger.setLevel(level)
     # THEN it returns its report, and publishes the lag behind the hole, for this consumer
     assert (result["watermark_after"], result["head"], result["recovered"]) == (1, 3, 2)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -186,3 +198,7 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
         for m in lines
         if "_aws" in m
     ] == [([2.0], "tap", settings.load().prefix)]
+    # AND it logs what it did, under the consumer's name
+    [line] = [json.loads(line) for line in logged.getvalue().splitlines()]
+    assert line["message"] == "tap catch-up"
+    assert (line["recovered"], line["holes_pending"], line["level"]) == (2, 1, "INFO")

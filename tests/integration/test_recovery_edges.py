@@ -1,0 +1,36 @@
+"""The view's rebuild and drop at their edges (issue 15, mutants that survived `make mutants`).
+
+Through the real pipeline on moto: posts and comments written over HTTP, delivered by the
+event-source runner, then a rebuild and the background drop of the retired version.
+"""
+
+from emulator.runner import EventSourceRunner
+from functions import archive, settings
+from functions.query import recovery, store
+from functions.query.service import SUBSCRIPTION
+from functions.subscriptions import checkpoint
+from tests.conftest import Api
+
+
+def test_dropping_a_retired_version_deletes_its_rows_and_its_checkpoint(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN a view (v1) with a checkpoint, after posts and comments and a catch-up
+    for index in range(2):
+        _, post = api.post("/posts", {"title": f"post {index}"})
+        api.post(f"/posts/{post['id']}/comments", {"content": f"comment {index}"})
+    runner.drain()
+    config = settings.load()
+    recovery.catch_up(config)
+    head = archive.head(config).position
+    assert checkpoint.watermark(config, SUBSCRIPTION, "v1") == head
+    # AND a rebuild that switched reads to v2 and retired v1
+    assert recovery.rebuild(config).retired == ["v1"]
+    # WHEN the retired version is dropped
+    assert recovery.drop_retired(config) == ["v1"]
+    # THEN its rows and its checkpoint are gone, and v2's are whole
+    assert store.version_rows(config, "v1") == []
+    assert checkpoint.watermark(config, SUBSCRIPTION, "v1") == 0
+    assert checkpoint.seen(config, SUBSCRIPTION, "v1", 0, head) == set()
+    assert checkpoint.watermark(config, SUBSCRIPTION, "v2") == head
+    assert len(api.get("/posts")[1]) == 2
