@@ -4,6 +4,8 @@ Through the real pipeline on moto: posts and comments written over HTTP, deliver
 event-source runner, then a rebuild and the background drop of the retired version.
 """
 
+import pytest
+
 from emulator.runner import EventSourceRunner
 from functions import archive, settings
 from functions.query import recovery, store
@@ -34,3 +36,23 @@ def test_dropping_a_retired_version_deletes_its_rows_and_its_checkpoint(
     assert checkpoint.seen(config, SUBSCRIPTION, "v1", 0, head) == set()
     assert checkpoint.watermark(config, SUBSCRIPTION, "v2") == head
     assert len(api.get("/posts")[1]) == 2
+
+
+def test_a_rebuild_leaves_a_young_hole_to_a_later_catch_up(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a publisher that died holding a position, then a post after it
+    config = settings.load()
+    [hole] = archive.allocate(config, 1)
+    api.post("/posts", {"title": "after the hole"})
+    runner.drain()
+    # WHEN the view is rebuilt while the hole is younger than an hour's grace
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
+    report = recovery.rebuild(settings.load())
+    # THEN the new version's watermark stops below the hole, which is left pending
+    assert checkpoint.watermark(config, SUBSCRIPTION, report.new_version) == hole - 1
+    assert (report.catch_up.holes_pending, report.catch_up.holes_skipped) == (1, 0)
+    # AND once the hole is old, a catch-up skips it and the watermark reaches the head
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "0")
+    assert recovery.catch_up(settings.load()).watermark_after == archive.head(config).position
+    assert [p["title"] for p in api.get("/posts")[1].values()] == ["after the hole"]
