@@ -56,3 +56,20 @@ def test_a_rebuild_leaves_a_young_hole_to_a_later_catch_up(
     monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "0")
     assert recovery.catch_up(settings.load()).watermark_after == archive.head(config).position
     assert [p["title"] for p in api.get("/posts")[1].values()] == ["after the hole"]
+
+
+def test_a_rebuild_counts_old_holes_at_both_ends_of_the_history_into_its_watermark(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN old holes at the first and at the last position (the test stage's grace is 0 s)
+    config = settings.load()
+    archive.allocate(config, 1)
+    api.post("/posts", {"title": "between the holes"})
+    runner.drain()
+    archive.allocate(config, 1)
+    # WHEN the view is rebuilt
+    report = recovery.rebuild(config)
+    # THEN its watermark covers both holes before its catch-up: that catch-up had nothing to do
+    head = archive.head(config).position
+    assert (report.catch_up.watermark_before, report.catch_up.behind) == (head, 0)
+    assert report.catch_up.holes_skipped == 0
