@@ -4,6 +4,8 @@ Through the real pipeline on moto: posts and comments written over HTTP, deliver
 event-source runner, then a rebuild and the background drop of the retired version.
 """
 
+from typing import Any
+
 import pytest
 
 from emulator.runner import EventSourceRunner
@@ -73,3 +75,27 @@ def test_a_rebuild_counts_old_holes_at_both_ends_of_the_history_into_its_waterma
     head = archive.head(config).position
     assert (report.catch_up.watermark_before, report.catch_up.behind) == (head, 0)
     assert report.catch_up.holes_skipped == 0
+
+
+def test_reads_stay_on_the_active_version_while_a_second_rebuild_builds(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a view already rebuilt once (v2 active)
+    api.post("/posts", {"title": "rebuilt twice"})
+    runner.drain()
+    assert recovery.rebuild(settings.load()).new_version == "v2"
+    # AND a watch on the pointer while the next rebuild catches its new version up
+    during: list[store.Pointer] = []
+    catch_up = recovery.catch_up
+
+    def watched(config: settings.Settings, version: str | None = None) -> Any:
+        during.append(store.pointer(config))
+        return catch_up(config, version)
+
+    monkeypatch.setattr(recovery, "catch_up", watched)
+    # WHEN the view is rebuilt again
+    report = recovery.rebuild(settings.load())
+    # THEN reads stayed on v2 while v3 was built, and switched to v3 after
+    assert during == [store.Pointer(active="v2", building="v3")]
+    assert store.pointer(settings.load()) == store.Pointer(active="v3")
+    assert report.retired == ["v2"]
