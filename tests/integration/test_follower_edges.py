@@ -202,3 +202,31 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
     [line] = [json.loads(line) for line in logged.getvalue().splitlines()]
     assert line["message"] == "tap catch-up"
     assert (line["recovered"], line["holes_pending"], line["level"]) == (2, 1, "INFO")
+
+
+@pytest.mark.usefixtures("deployed")
+def test_every_unreadable_archived_event_is_counted_and_passed_over() -> None:
+    # GIVEN two archived records this code cannot read, around a post
+    config = settings.load()
+    positions = archive.allocate(config, 3)
+    unreadable = {"event_id": "x", "event_type": "PostCreated", "payload": "not json"}
+    archive.record(
+        config,
+        [
+            archive.ArchivedEvent(position=positions[0], archived_at=time.time(), **unreadable),
+            archive.ArchivedEvent(
+                position=positions[1],
+                event_id="p2",
+                event_type="PostCreated",
+                payload=post("p2").to_json(),
+                archived_at=time.time(),
+            ),
+            archive.ArchivedEvent(position=positions[2], archived_at=time.time(), **unreadable),
+        ],
+    )
+    recorder = Recorder()
+    # WHEN the subscriber catches up
+    report = follower.catch_up(config, tap(recorder))
+    # THEN both are counted, the post is applied, and the watermark passes them all
+    assert (report.unreadable, report.recovered, report.watermark_after) == (2, 1, 3)
+    assert recorder.calls == [("p2", "main")]
