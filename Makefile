@@ -86,7 +86,7 @@ chaos: install
 ## a clean run. See docs/testing.md.
 MUTANTS ?=
 mutants: install
-	start=$$(date +%s); nice -n 10 $(BIN)/mutmut run --max-children 2 $(MUTANTS); \
+	start=$$(date +%s); nice -n 10 $(BIN)/mutmut run --max-children 2 $(MUTANTS) && \
 	$(BIN)/python -m tools.mutants_report --seconds $$(( $$(date +%s) - start ))
 
 ## make bench: every benchmark, results under benchmarks/results/.

@@ -182,13 +182,13 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
     logged = io.StringIO()
     handler = follower.logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
-    stream, level = handler.setStream(logged), follower.logger.log_level
+    monkeypatch.setattr(handler, "stream", logged)
+    level = follower.logger.log_level
     follower.logger.setLevel("INFO")
     # WHEN the scheduled catch-up runs
     try:
         result = follower.scheduled(tap(Recorder()))
     finally:
-        handler.setStream(stream)
         follower.logger.setLevel(level)
     # THEN it returns its report, and publishes the lag behind the hole, for this consumer
     assert (result["watermark_after"], result["head"], result["recovered"]) == (1, 3, 2)
