@@ -32,6 +32,7 @@ class Module:
     path: str
     counts: Counter[str] = field(default_factory=Counter)
     survivors: list[str] = field(default_factory=list)
+    timeouts: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -40,10 +41,9 @@ class Module:
 
     @property
     def score(self) -> str:
-        """Killed or timed out, of the mutants that were run."""
+        """Killed, of the mutants that were run (a timeout is not counted as a kill)."""
         ran = self.total - self.counts["not run"]
-        caught = self.counts["killed"] + self.counts["timeout"]
-        return f"{100 * caught / ran:.1f}%" if ran else "-"
+        return f"{100 * self.counts['killed'] / ran:.1f}%" if ran else "-"
 
 
 def status(exit_code: int | None) -> str:
@@ -61,6 +61,8 @@ def load(meta_dir: Path) -> list[Module]:
             module.counts[status(exit_code)] += 1
             if status(exit_code) == "survived":
                 module.survivors.append(name)
+            if status(exit_code) == "timeout":
+                module.timeouts.append(name)
         module.seconds = sum(data.get("durations_by_key", {}).values())
         if module.total:
             modules.append(module)
@@ -78,9 +80,9 @@ def render(modules: list[Module], seconds: float) -> str:
         "",
         f"Written by `make mutants` (mutmut 3) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
         f"the last run took {seconds / 60:.1f} min of wall-clock time (nice 10, 2 children).",
-        "Score: killed or timed out, of the mutants run. `worker s`: the seconds the mutants'",
-        "test runs took, summed over every run of them. How to read it, and why each survivor",
-        "is left: [testing.md](testing.md#mutation-testing-make-mutants).",
+        "Score: killed, of the mutants run (timeouts are listed, not counted). `worker s`: the",
+        "seconds the mutants' test runs took, summed over every run of them. How to read it, and",
+        "why each survivor is left: [testing.md](testing.md#mutation-testing-make-mutants).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -93,6 +95,9 @@ def render(modules: list[Module], seconds: float) -> str:
     survivors = [name for module in modules for name in module.survivors]
     lines += ["", f"## Surviving mutants ({len(survivors)})", ""]
     lines += [f"- `{name}`" for name in survivors] or ["None."]
+    timeouts = [name for module in modules for name in module.timeouts]
+    lines += ["", f"## Timed out ({len(timeouts)})", ""]
+    lines += [f"- `{name}`" for name in timeouts] or ["None."]
     return "\n".join(lines) + "\n"
 
 

@@ -104,15 +104,15 @@ def test_replay_from_zero_starts_at_the_first_position_on_the_main_track() -> No
 def test_replay_skips_holes_and_ignores_events_of_other_types_across_chunks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN a hole, a comment (not subscribed to) and posts, replayed in chunks of two
+    # GIVEN a hole, two comments (not subscribed to) and posts, replayed in chunks of two
     monkeypatch.setattr(follower, "CHUNK", 2)
     recorder = Recorder()
-    archived([post("p1"), None, comment("c1"), post("p4"), post("p5")])
+    archived([post("p1"), None, comment("c1"), comment("c2"), post("p5"), post("p6")])
     # WHEN the subscriber replays from position 1
     report = follower.replay(settings.load(), tap(recorder), 1)
-    # THEN each post once, in order; the hole skipped and the comment ignored, each counted
-    assert recorder.calls == [("p1", "main"), ("p4", "main"), ("p5", "main")]
-    assert (report.behind, report.recovered, report.ignored) == (5, 3, 1)
+    # THEN each post once, in order; the hole skipped and the comments ignored, each counted
+    assert recorder.calls == [("p1", "main"), ("p5", "main"), ("p6", "main")]
+    assert (report.behind, report.recovered, report.ignored) == (6, 3, 2)
     assert (report.holes_skipped, report.holes_pending, report.unreadable) == (1, 0, 0)
 
 
@@ -150,24 +150,24 @@ def test_catch_up_applies_what_live_missed_in_chunks_and_folds_every_mark(
 def test_a_young_hole_holds_the_watermark_and_what_is_applied_above_it_is_marked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN a hole at 2, younger than an hour's grace, between posts at 1, 3 and 4
+    # GIVEN a hole at 2 and one at 4, younger than an hour's grace, among posts at 1, 3 and 5
     recorder = Recorder()
     subscription = tap(recorder)
-    archived([post("p1"), None, post("p3"), post("p4")])
+    archived([post("p1"), None, post("p3"), None, post("p5")])
     monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
     # WHEN the subscriber catches up
     report = follower.catch_up(settings.load(), subscription)
-    # THEN the watermark stops below the hole; what lies above it is applied and marked
-    assert (report.watermark_after, report.holes_pending, report.holes_skipped) == (1, 1, 0)
-    assert (report.behind, report.recovered, report.lag) == (4, 3, 3)
-    assert checkpoint.seen(settings.load(), subscription, "main", 0, 4) == {3, 4}
-    # WHEN the hole is old enough, and the subscriber catches up again
+    # THEN the watermark stops below the first hole; what lies above it is applied and marked
+    assert (report.watermark_after, report.holes_pending, report.holes_skipped) == (1, 2, 0)
+    assert (report.behind, report.recovered, report.lag) == (5, 3, 4)
+    assert checkpoint.seen(settings.load(), subscription, "main", 0, 5) == {3, 5}
+    # WHEN the holes are old enough, and the subscriber catches up again
     monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "0")
     again = follower.catch_up(settings.load(), subscription)
-    # THEN the hole is skipped, nothing is applied twice, and the marks are folded
-    assert (again.watermark_after, again.holes_skipped, again.recovered) == (4, 1, 0)
-    assert recorder.calls == [("p1", "main"), ("p3", "main"), ("p4", "main")]
-    assert checkpoint.seen(settings.load(), subscription, "main", 0, 4) == set()
+    # THEN the holes are skipped, nothing is applied twice, and the marks are folded
+    assert (again.watermark_after, again.holes_skipped, again.recovered) == (5, 2, 0)
+    assert recorder.calls == [("p1", "main"), ("p3", "main"), ("p5", "main")]
+    assert checkpoint.seen(settings.load(), subscription, "main", 0, 5) == set()
 
 
 @pytest.mark.usefixtures("deployed")
