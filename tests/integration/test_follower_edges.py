@@ -144,6 +144,11 @@ def test_catch_up_applies_what_live_missed_in_chunks_and_folds_every_mark(
     again = follower.catch_up(config, subscription)
     assert (again.watermark_before, again.behind, again.recovered) == (5, 0, 0)
     assert len(recorder.calls) == 3
+    # AND a run from there counts its progress from its own watermark
+    archived([post(f"p{n}") for n in range(6, 9)])
+    progress.clear()
+    follower.catch_up(config, subscription, progress=lambda *p: progress.append(p))
+    assert progress == [(2, 3), (3, 3)]
 
 
 @pytest.mark.usefixtures("deployed")
