@@ -210,7 +210,9 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
 
 
 @pytest.mark.usefixtures("deployed")
-def test_every_unreadable_archived_event_is_counted_and_passed_over() -> None:
+def test_every_unreadable_archived_event_is_counted_logged_and_passed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # GIVEN two archived records this code cannot read, around a post
     config = settings.load()
     positions = archive.allocate(config, 3)
@@ -230,8 +232,17 @@ def test_every_unreadable_archived_event_is_counted_and_passed_over() -> None:
         ],
     )
     recorder = Recorder()
+    logged = io.StringIO()
+    monkeypatch.setattr(follower.logger.registered_handler, "stream", logged)
     # WHEN the subscriber catches up
     report = follower.catch_up(config, tap(recorder))
     # THEN both are counted, the post is applied, and the watermark passes them all
     assert (report.unreadable, report.recovered, report.watermark_after) == (2, 1, 3)
     assert recorder.calls == [("p2", "main")]
+    # AND each is logged with its position, its event id and the reason
+    lines = [json.loads(line) for line in logged.getvalue().splitlines()]
+    assert [(x["message"], x["position"], x["event_id"]) for x in lines] == [
+        ("unreadable archived event", positions[0], "x"),
+        ("unreadable archived event", positions[2], "x"),
+    ]
+    assert all("Invalid JSON" in x["reason"] for x in lines)
