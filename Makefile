@@ -15,7 +15,7 @@ PORT ?= 8000
 AWS_PORT ?= 5000
 
 .PHONY: install dev emulator api test lint typecheck unit package chaos bench load deploy-local \
-	test-ministack
+	test-ministack mutants
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,15 @@ deploy-local: package $(MINISTACK)
 ## make chaos: the pipeline state machine with 200 examples, then its totals.
 chaos: install
 	CHAOS_EXAMPLES=200 $(BIN)/python -m pytest -q tests/chaos
+
+## make mutants: mutation testing (mutmut) of the core modules, on demand only; it writes
+## docs/mutants-report.md. MUTANTS="functions.archive*" re-runs only the mutants named (globs).
+## mutmut keeps its results in mutants/ and re-runs only changed functions: rm -rf mutants for
+## a clean run. See docs/testing.md.
+MUTANTS ?=
+mutants: install
+	start=$$(date +%s); nice -n 10 $(BIN)/mutmut run --max-children 2 $(MUTANTS) && \
+	$(BIN)/python -m tools.mutants_report --seconds $$(( $$(date +%s) - start ))
 
 ## make bench: every benchmark, results under benchmarks/results/.
 bench: install

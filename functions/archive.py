@@ -203,10 +203,11 @@ def write_segments(settings: Settings) -> list[int]:
     written: list[int] = []
     current = head(settings)
     bucket = current.segmented_through
-    while (bucket + 1) * settings.segment_size - 1 <= current.position:
+    while True:
         last = (bucket + 1) * settings.segment_size - 1
+        # False too for a last position not allocated yet: the bucket is not full.
         if not allocated_before(settings, last, _now() - settings.hole_grace_seconds, current):
-            break
+            return written
         events = _query_bucket(settings, bucket, bucket * settings.segment_size, last)
         body = "".join(e.model_dump_json() + "\n" for e in events)
         aws.client("s3").put_object(
@@ -215,7 +216,6 @@ def write_segments(settings: Settings) -> list[int]:
         _mark_segmented(settings, bucket)
         written.append(bucket)
         bucket += 1
-    return written
 
 
 def allocated_before(settings: Settings, position: int, moment: float, current: Head) -> bool:
