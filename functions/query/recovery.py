@@ -42,11 +42,6 @@ def catch_up(settings: Settings, version: str | None = None) -> follower.CatchUp
     return follower.catch_up(settings, SUBSCRIPTION, version)
 
 
-def replay(settings: Settings, from_position: int) -> follower.CatchUpReport:
-    """Re-apply the archive from ``from_position`` to the active view."""
-    return follower.replay(settings, SUBSCRIPTION, from_position)
-
-
 def drop(settings: Settings, version: str, through: int) -> None:
     """Delete a view version: its rows and its checkpoint."""
     store.drop_version(settings, version)
@@ -113,17 +108,15 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
     watermark = follower.contiguous(0, present | old_holes)
     checkpoint.save_watermark(settings, SUBSCRIPTION, new, watermark)
     building = store.Pointer(active=old, building=new)
-    try:
-        store.save_pointer(settings, building, expected=current)
-        for version in retired:
-            store.retire(settings, version)
-        caught_up = catch_up(settings, new)
-        store.save_pointer(settings, store.Pointer(active=new), expected=building)
-    except store.PointerMoved:
-        # Another rebuild took over and owns the switch. It retired this version if it read
-        # it as ``building``; if it raced this one from the same pointer, it builds a version
-        # of the same name, which must not be dropped.
-        raise
+    # A ``store.PointerMoved`` from either save means another rebuild took over and owns the
+    # switch; it propagates, and this version is left alone: the other rebuild retired it if
+    # it read it as ``building``, and if it raced from the same pointer it builds a version
+    # of the same name, which must not be dropped.
+    store.save_pointer(settings, building, expected=current)
+    for version in retired:
+        store.retire(settings, version)
+    caught_up = catch_up(settings, new)
+    store.save_pointer(settings, store.Pointer(active=new), expected=building)
     store.retire(settings, old)
     if progress is not None:
         progress(total, total)
