@@ -10,7 +10,10 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +68,50 @@ def blog(stack: LocalStack, *arguments: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def create_post(stack: LocalStack, title: str) -> None:
+def create_post(stack: LocalStack, title: str) -> str:
     request = urllib.request.Request(  # noqa: S310 (loopback)
         f"{stack.url}/posts",
         data=json.dumps({"title": title}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-        pass
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return str(json.load(response)["id"])
+
+
+def walk_links(stack: LocalStack) -> list[list[str]]:
+    """The post ids of each page of ``GET /posts``, following ``Link: rel="next"`` as a
+    browser would: relative to the URL of the page that gave it."""
+    pages: list[list[str]] = []
+    url: str | None = f"{stack.url}/posts"
+    while url is not None:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback)
+            pages.append(list(json.load(response)))
+            link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link") or "")
+        url = urllib.parse.urljoin(url, link.group(1)) if link else None
+    return pages
+
+
+def test_a_few_hundred_posts_are_paged_and_the_links_walk_each_once_newest_first(
+    local_stack: LocalStack,
+) -> None:
+    # GIVEN 260 posts written through the stack's HTTP API, four at a time
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(lambda n: create_post(local_stack, f"paged {n}"), range(260)))
+    # WHEN the stack's consumers have projected them (the walk is retried until they have)
+    deadline = time.monotonic() + 300
+    pages = walk_links(local_stack)
+    while ids - {p for page in pages for p in page}:
+        assert time.monotonic() < deadline, "the posts did not all reach the view in 300 s"
+        time.sleep(1)
+        pages = walk_links(local_stack)
+    # THEN each page is bounded by the default limit, and the walk visits every post once,
+    # newest first
+    walked = [p for page in pages for p in page]
+    assert max(len(page) for page in pages) == 50
+    assert len(pages) >= 6
+    assert len(walked) == len(set(walked))
+    assert walked == sorted(walked, reverse=True)
+    assert ids <= set(walked)
 
 
 def test_blog_command_runs_an_outage_and_a_rebuild(local_stack: LocalStack) -> None:
