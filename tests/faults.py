@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 
 from functions import aws
 
@@ -39,6 +40,15 @@ def failing(
         yield failed
     finally:
         client.meta.events.unregister(event, fail)
+
+
+def transaction_conflict(operations: int) -> ClientError:
+    """A transaction of ``operations`` items cancelled by a conflicting transaction."""
+    reasons = [{"Code": "TransactionConflict"}] * operations
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons},
+        "TransactWriteItems",
+    )
 
 
 Entry = dict[str, Any]

@@ -1,10 +1,13 @@
 """Reading the emulated AWS state in tests."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulator import ops
 from functions import aws, names, settings
-from functions.dynamo import from_item
+from functions.dynamo import from_item, to_item
+from functions.events import PostCreated, PostData
+from functions.posts import store
 from functions.subscriptions import checkpoint
 
 PREFIX = settings.load().prefix
@@ -71,3 +74,28 @@ def writes_table(params: dict[str, Any], table: str) -> bool:
     """Whether a PutItem or TransactWriteItems call's parameters write ``table``."""
     items = [next(iter(item.values())) for item in params.get("TransactItems", [])]
     return table in {params.get("TableName"), *(item.get("TableName") for item in items)}
+
+
+def stored_posts(n: int) -> list[str]:
+    """Write ``n`` posts through the posts store (item and outbox record in one transaction);
+    the outbox records' event ids, oldest first. Nothing publishes them unless a test does."""
+    ids = []
+    for i in range(n):
+        post = PostData(id=f"p{i}", title="t")
+        event = PostCreated.of(post)
+        store.insert(settings.load(), post, event)
+        ids.append(event.event_id)
+    return ids
+
+
+def backdate_outbox(seconds: float) -> None:
+    """Make every outbox record look ``seconds`` old: the stream publisher is that late."""
+    table = names.resource(settings.load().prefix, names.OUTBOX_TABLE)
+    then = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+    for record in scan(names.OUTBOX_TABLE):
+        aws.client("dynamodb").update_item(
+            TableName=table,
+            Key=to_item({names.OUTBOX_KEY: record[names.OUTBOX_KEY]}),
+            UpdateExpression="SET created_at = :then",
+            ExpressionAttributeValues=to_item({":then": then}),
+        )

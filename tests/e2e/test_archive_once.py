@@ -7,17 +7,15 @@ the sweeper's rescue then archives again, and the archive's counter counts it.
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from emulator.runner import EventSourceRunner
-from functions import archive, aws, names, settings
-from functions.dynamo import to_item
+from functions import archive, names, settings
 from tests.conftest import Api
 from tests.faults import crash_marking_sent
-from tests.helpers import scan
+from tests.helpers import backdate_outbox, scan
 
 PUBLISHER, SWEEPER = "outbox_publisher", "outbox_sweeper"
 
@@ -33,19 +31,6 @@ def write_posts(api: Api, count: int) -> list[str]:
 
 def census() -> archive.Census:
     return archive.census(settings.load())
-
-
-def backdate_outbox(seconds: float) -> None:
-    """Make every outbox record look ``seconds`` old: the stream publisher is that late."""
-    table = names.resource(settings.load().prefix, names.OUTBOX_TABLE)
-    then = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
-    for record in scan(names.OUTBOX_TABLE):
-        aws.client("dynamodb").update_item(
-            TableName=table,
-            Key=to_item({names.OUTBOX_KEY: record[names.OUTBOX_KEY]}),
-            UpdateExpression="SET created_at = :then",
-            ExpressionAttributeValues=to_item({":then": then}),
-        )
 
 
 def visible(api: Api) -> set[str]:

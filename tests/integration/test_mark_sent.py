@@ -5,24 +5,10 @@ must get through a record already sent (skipped, the rest flipped) and contentio
 its own per record after the transaction attempts run out).
 """
 
-from botocore.exceptions import ClientError
-
 from emulator.stack import Stack
 from functions import names, outbox, settings
-from functions.events import PostCreated, PostData
-from functions.posts import store
-from tests.faults import failing
-from tests.helpers import scan
-
-
-def _stored_posts(n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        post = PostData(id=f"p{i}", title="t")
-        event = PostCreated.of(post)
-        store.insert(settings.load(), post, event)
-        ids.append(event.event_id)
-    return ids
+from tests.faults import failing, transaction_conflict
+from tests.helpers import scan, stored_posts
 
 
 def _sent() -> dict[str, bool]:
@@ -35,7 +21,7 @@ def _table() -> str:
 
 def test_a_record_already_sent_is_skipped_and_the_rest_flipped(deployed: Stack) -> None:
     # GIVEN three unsent records, one of them flipped meanwhile (by the sweeper, say)
-    ids = _stored_posts(3)
+    ids = stored_posts(3)
     outbox.mark_sent(_table(), [ids[1]])
     # WHEN the publisher flips all three in one call
     outbox.mark_sent(_table(), ids)
@@ -45,26 +31,17 @@ def test_a_record_already_sent_is_skipped_and_the_rest_flipped(deployed: Stack) 
 
 
 def test_more_than_one_transaction_of_records_are_all_flipped(deployed: Stack) -> None:
-    ids = _stored_posts(outbox.MAX_TRANSACTION + 5)
+    ids = stored_posts(outbox.MAX_TRANSACTION + 5)
     with failing("dynamodb", "UpdateItem", RuntimeError("no single writes")) as single:
         outbox.mark_sent(_table(), ids)
     assert _sent() == dict.fromkeys(ids, True)
     assert single == []  # two transactions did it all
 
 
-def _conflict(operations: int) -> ClientError:
-    reasons = [{"Code": "TransactionConflict"}] * operations
-    return ClientError(
-        {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons},
-        "TransactWriteItems",
-    )
-
-
 def test_records_contended_in_every_attempt_are_flipped_one_by_one(deployed: Stack) -> None:
     # GIVEN records whose flip transaction conflicts with other transactions at every attempt
-    ids = _stored_posts(2)
-    conflict = _conflict(len(ids))
-    with failing("dynamodb", "TransactWriteItems", conflict) as cancelled:
+    ids = stored_posts(2)
+    with failing("dynamodb", "TransactWriteItems", transaction_conflict(len(ids))) as cancelled:
         # WHEN the publisher flips them
         outbox.mark_sent(_table(), ids)
     # THEN each attempt was cancelled, and a write of their own flipped them all the same

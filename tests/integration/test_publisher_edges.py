@@ -1,0 +1,116 @@
+"""The sweeper's decisions, one record of each kind in one sweep (found by `make mutants`: the
+end-to-end tests see the final state, which the stream publisher repairs, not what the sweeper
+did itself). Through the real outbox table, archive, SNS topic and queues on moto."""
+
+import io
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from emulator import runner
+from emulator.stack import Stack
+from functions import archive, names, outbox, publisher, settings
+from tests.faults import failing
+from tests.helpers import scan, stored_posts
+
+GRACE = 30
+FAR_FUTURE = datetime.now(UTC) + timedelta(days=1)
+SNS_DOWN = EndpointConnectionError(endpoint_url="https://sns.us-east-1.amazonaws.com")
+
+
+@pytest.fixture
+def config(deployed: Stack, monkeypatch: pytest.MonkeyPatch) -> settings.Settings:
+    monkeypatch.setenv("OUTBOX_SWEEP_GRACE_SECONDS", str(GRACE))
+    return settings.load()
+
+
+def _table() -> str:
+    return settings.load().table(names.OUTBOX_TABLE)
+
+
+def _stale() -> list[outbox.OutboxRecord]:
+    return outbox.unsent(_table(), FAR_FUTURE)
+
+
+def _claim(event_ids: list[str], at: float) -> None:
+    records = [r for r in _stale() if r.event_id in event_ids]
+    assert outbox.claim(_table(), records, at) == set(event_ids)
+
+
+def _sent() -> dict[str, bool]:
+    return {r["event_id"]: r["sent"] for r in scan(names.OUTBOX_TABLE)}
+
+
+def test_one_sweep_sorts_every_kind_of_unsent_record(
+    config: settings.Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN, at a whole second `now` and a sweep grace of 30 s, unsent records of each kind:
+    now = float(int(time.time()))
+    kept, unclaimed, live_1, live_2, at_grace, dead = stored_posts(6)
+    # archived at a position, then SNS failed (kept: republished from that position) ...
+    with failing("sns", "PublishBatch", SNS_DOWN):
+        publisher.publish_new(config, [r for r in _stale() if r.event_id == kept])
+    # ... never claimed (the stream publisher is late) ...
+    # ... claimed 10 s ago by two publishers that may still finish ...
+    _claim([live_1, live_2], now - 10)
+    # ... and claimed exactly the grace ago and long ago, by publishers that died
+    _claim([at_grace], now - GRACE)
+    _claim([dead], now - 100)
+    capsys.readouterr()
+    logged = io.StringIO()
+    monkeypatch.setattr(publisher.logger.registered_handler, "stream", logged)
+    # WHEN the sweeper sweeps them
+    report = publisher.sweep(config, _stale(), now)
+    # THEN it republished the kept one, claimed and published the unclaimed one, left the live
+    # claims alone, and rescued the two expired ones, archiving them again
+    assert report == publisher.PublishReport(
+        records=4, published=4, left_to_live_publishers=2, republished=1, rearchived=2
+    )
+    assert _sent() == {
+        kept: True,
+        unclaimed: True,
+        live_1: False,
+        live_2: False,
+        at_grace: True,
+        dead: True,
+    }
+    assert archive.census(config) == archive.Census(records=4, distinct_events=4, rearchived=2)
+    # AND the rescue is logged and published as a metric, with its count
+    [line] = [json.loads(line) for line in logged.getvalue().splitlines()]
+    assert line["message"] == (
+        "rescued records whose publisher died after claiming them: archived again"
+    )
+    assert (line["level"], line["rearchived"]) == ("WARNING", 2)
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [metric] = [m for m in metrics if "_aws" in m]
+    assert metric[publisher.REARCHIVED_METRIC] == [2.0]
+    [[definition]] = [d["Metrics"] for d in metric["_aws"]["CloudWatchMetrics"]]
+    assert definition == {"Name": publisher.REARCHIVED_METRIC, "Unit": "Count"}
+
+
+def test_a_sweep_while_sns_is_down_keeps_positions_and_the_next_one_reuses_them(
+    config: settings.Settings,
+) -> None:
+    # GIVEN two records the stream publisher never got to
+    ids = stored_posts(2)
+    # WHEN the sweeper runs while SNS is down
+    with failing("sns", "PublishBatch", SNS_DOWN):
+        down = publisher.sweep(config, _stale(), time.time())
+    # THEN it archived them, published nothing, and each record keeps its position
+    assert (down.records, down.published, down.failed) == (2, 0, 2)
+    assert {r.event_id: r.position for r in _stale()} == dict(zip(ids, [1, 2], strict=True))
+    # WHEN it runs again with SNS back
+    up = publisher.sweep(config, _stale(), time.time())
+    # THEN it republished them from those positions, archiving nothing again
+    assert (up.republished, up.published, up.rearchived) == (2, 2, 0)
+    assert archive.head(config).position == 2
+    assert _sent() == dict.fromkeys(ids, True)
+
+
+def test_the_stream_arn_names_the_outbox_table_of_its_prefix() -> None:
+    # The local runner finds the real stream by the table this stand-in names.
+    arn = publisher.stream_arn("blog-x")
+    assert runner.table_of_stream(arn) == names.resource("blog-x", names.OUTBOX_TABLE)
