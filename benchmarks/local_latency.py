@@ -400,10 +400,9 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
             ],
         ),
         "",
-        "`GET /posts` answers with the whole view, which grows by one post per write, and moto "
-        "serialises every item it returns (about 1 ms each, see PROFILE.md): the probe gets "
-        "slower as the run goes on and delays both its own answer and the pipeline it shares "
-        "the emulator with. `GET /posts/{id}` returns one post.",
+        "`GET /posts` answers with one page of the newest posts (before the view was paged, "
+        "issue 13, with the whole view, which grew by one post per write and made this probe "
+        "slower as a run went on); `GET /posts/{id}` returns one post.",
         "",
         "Sustained rate: open-loop writes at each rate; backlog = unsent outbox records + the "
         "query queue's depth, sampled every 2 s with `ops.status`. A step holds if at least 90% "

@@ -244,8 +244,9 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         "the time, not more: the fixed part (resubscription, the catch-up's constant reads) "
         f"spreads thinner as M grows. Least squares: {v['fixed_seconds']:.3f} s + "
         f"{v['marginal_ms_per_event']:.2f} ms x M.",
-        "- `GET /posts` returns the whole view, so it grows with H by design; it is the "
-        "convergence check, outside the clock.",
+        "- `GET /posts` (its first page) and a `GET /posts/{id}` per missed post are the "
+        "convergence check, outside the clock. Runs before the view was paged (issue 13) "
+        "read the whole view there, which grew with H.",
         "",
         f"AWS calls of one recovery at M = {result['missed']}: "
         + ", ".join(f"{op} {n}" for op, n in calls.items())
