@@ -53,8 +53,9 @@ def test_the_watermark_starts_at_zero_and_only_moves_forward(subscription: Subsc
     config = settings.load()
     assert checkpoint.watermark(config, subscription, "main") == 0
     checkpoint.save_watermark(config, subscription, "main", 5)
-    checkpoint.save_watermark(config, subscription, "main", 3)
-    checkpoint.save_watermark(config, subscription, "main", 5)
+    checkpoint.save_watermark(config, subscription, "main", 3)  # a slower catch-up: refused
+    assert checkpoint.watermark(config, subscription, "main") == 5
+    checkpoint.save_watermark(config, subscription, "main", 5)  # no move: refused quietly
     assert checkpoint.watermark(config, subscription, "main") == 5
     # another track has a watermark of its own
     assert checkpoint.watermark(config, subscription, "other") == 0

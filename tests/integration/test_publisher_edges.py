@@ -13,7 +13,7 @@ from botocore.exceptions import EndpointConnectionError
 from emulator import runner
 from emulator.stack import Stack
 from functions import archive, names, outbox, publisher, settings
-from tests.faults import failing
+from tests.faults import failing, failing_entries
 from tests.helpers import scan, stored_posts
 
 GRACE = 30
@@ -60,8 +60,7 @@ def test_one_sweep_sorts_every_kind_of_unsent_record(
     _claim([at_grace], now - GRACE)
     _claim([dead], now - 100)
     capsys.readouterr()
-    logged = io.StringIO()
-    monkeypatch.setattr(publisher.logger.registered_handler, "stream", logged)
+    logged = _logged(monkeypatch)
     # WHEN the sweeper sweeps them
     report = publisher.sweep(config, _stale(), now)
     # THEN it republished the kept one, claimed and published the unclaimed one, left the live
@@ -108,6 +107,33 @@ def test_a_sweep_while_sns_is_down_keeps_positions_and_the_next_one_reuses_them(
     assert (up.republished, up.published, up.rearchived) == (2, 2, 0)
     assert archive.head(config).position == 2
     assert _sent() == dict.fromkeys(ids, True)
+
+
+def _logged(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The publisher's log lines (JSON, one a line), into a buffer."""
+    logged = io.StringIO()
+    monkeypatch.setattr(publisher.logger.registered_handler, "stream", logged)
+    return logged
+
+
+def test_what_sns_did_not_take_is_logged_with_its_reason(
+    config: settings.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN three archived events to publish
+    ids = stored_posts(3)
+    logged = _logged(monkeypatch)
+    # WHEN SNS refuses one entry of the batch, and then is unreachable
+    with failing_entries(lambda entry: entry["Id"] == "1"):
+        publisher.publish_new(config, [r for r in _stale() if r.event_id in ids[:2]])
+    with failing("sns", "PublishBatch", SNS_DOWN):
+        publisher.publish_new(config, [r for r in _stale() if r.event_id == ids[2]])
+    # THEN each is a warning that says which event or why
+    refused, down = [json.loads(line) for line in logged.getvalue().splitlines()]
+    assert (refused["level"], refused["message"]) == ("WARNING", "publish failed")
+    assert refused["event_id"] == ids[1]
+    assert refused["reason"]["Code"] == "InternalError"
+    assert (down["level"], down["message"]) == ("WARNING", "SNS unavailable; records stay unsent")
+    assert down["reason"] == repr(SNS_DOWN)
 
 
 def test_the_stream_arn_names_the_outbox_table_of_its_prefix() -> None:
