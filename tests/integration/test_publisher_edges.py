@@ -109,6 +109,36 @@ def test_a_sweep_while_sns_is_down_keeps_positions_and_the_next_one_reuses_them(
     assert _sent() == dict.fromkeys(ids, True)
 
 
+def test_more_than_one_sns_batch_is_published_and_flipped_in_full(
+    config: settings.Settings,
+) -> None:
+    # GIVEN more new records than one PublishBatch carries
+    ids = stored_posts(publisher.SNS_BATCH + 3)
+    # WHEN the stream publisher publishes them
+    report = publisher.publish_new(config, _stale())
+    # THEN every batch's records count as published, and every one is sent
+    assert (report.records, report.published, report.failed) == (len(ids), len(ids), 0)
+    assert _sent() == dict.fromkeys(ids, True)
+
+
+def test_claims_lost_to_other_publishers_are_counted_and_cost_no_position(
+    config: settings.Settings,
+) -> None:
+    # GIVEN a sweeper's read of one record never claimed and one whose claimant died
+    now = float(int(time.time()))
+    unclaimed, dead = stored_posts(2)
+    _claim([dead], now - 100)
+    as_read = _stale()
+    # ... which, before it claims them, the stream publisher and another sweeper claim
+    _claim([unclaimed], now - 1)
+    assert outbox.claim(_table(), [r for r in as_read if r.event_id == dead], now - 1) == {dead}
+    # WHEN the sweeper goes on with what it read
+    report = publisher.sweep(config, as_read, now)
+    # THEN it lost both claims, counted them, and archived nothing
+    assert (report.claimed_elsewhere, report.records, report.rearchived) == (2, 0, 0)
+    assert archive.head(config).position == 0
+
+
 def _logged(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """The publisher's log lines (JSON, one a line), into a buffer."""
     logged = io.StringIO()
