@@ -85,3 +85,15 @@ def test_the_sweeper_reads_at_most_its_limit_of_unsent_records_oldest_first(
 ) -> None:
     ids = stored_posts(3)
     assert [r.event_id for r in outbox.unsent(_table(), FAR_FUTURE, limit=2)] == ids[:2]
+
+
+def test_a_record_archived_at_a_position_is_not_claimed_again(deployed: Stack) -> None:
+    # GIVEN an unsent record that already keeps the position it was archived at
+    [event_id] = stored_posts(1)
+    [record] = outbox.unsent(_table(), FAR_FUTURE)
+    outbox.remember_position(_table(), event_id, 7)
+    # WHEN a publisher holding the record as it was before tries to claim it
+    won = outbox.claim(_table(), [record], now=1.0)
+    # THEN it loses: archiving it again would put the event at two positions
+    assert won == set()
+    assert "claimed_at" not in _by_id()[event_id]
