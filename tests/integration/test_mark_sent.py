@@ -47,3 +47,14 @@ def test_records_contended_in_every_attempt_are_flipped_one_by_one(deployed: Sta
     # THEN each attempt was cancelled, and a write of their own flipped them all the same
     assert len(cancelled) == outbox.ATTEMPTS
     assert _sent() == dict.fromkeys(ids, True)
+
+
+def test_a_contended_record_sent_meanwhile_is_skipped_by_its_own_write(deployed: Stack) -> None:
+    # GIVEN two records whose flip transaction always conflicts, one of them sent meanwhile
+    ids = stored_posts(2)
+    outbox.mark_sent(_table(), ids[:1])
+    with failing("dynamodb", "TransactWriteItems", transaction_conflict(len(ids))):
+        # WHEN the publisher flips both, falling back to a write each
+        outbox.mark_sent(_table(), ids)
+    # THEN the sent one's refused write is no error, and the other is flipped
+    assert _sent() == dict.fromkeys(ids, True)
