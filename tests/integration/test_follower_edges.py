@@ -203,6 +203,8 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
         for m in lines
         if "_aws" in m
     ] == [([2.0], "tap", settings.load().prefix)]
+    [definition] = [d for m in lines if "_aws" in m for d in m["_aws"]["CloudWatchMetrics"]]
+    assert definition["Metrics"] == [{"Name": names.CONSUMER_LAG_METRIC, "Unit": "Count"}]
     # AND it logs what it did, under the consumer's name
     [line] = [json.loads(line) for line in logged.getvalue().splitlines()]
     assert line["message"] == "tap catch-up"

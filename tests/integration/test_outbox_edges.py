@@ -78,6 +78,10 @@ def test_the_backlog_is_counted_and_dated_by_its_oldest_record(deployed: Stack) 
     assert oldest is not None
     assert before - timedelta(seconds=1) <= oldest <= after + timedelta(seconds=1)
     assert 59 <= age <= 61 + (datetime.now(UTC) - started).total_seconds()
+    # AND once all are sent, there is no backlog and no age
+    outbox.mark_sent(_table(), ids)
+    assert outbox.oldest_unsent(_table()) == (0, None)
+    assert outbox.oldest_unsent_age(_table()) == 0.0
 
 
 def test_the_sweeper_reads_at_most_its_limit_of_unsent_records_oldest_first(
