@@ -8,6 +8,7 @@ AWS client (``tests/faults.py``), importing nothing from the consumer plumbing.
 """
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from emulator.runner import EventSourceRunner
 from functions import archive, aws, events, names, settings
 from functions.query import recovery, service, store
 from tests.conftest import Api
+from tests.e2e.conftest import Records
 from tests.e2e.test_outages import oracle_view
 from tests.e2e.test_recovery import expire_segmented_records, posts_with_comments
 from tests.e2e.test_redelivery import subscribe_tap
@@ -152,7 +154,7 @@ CONSUMER_WRITE = {
 
 @pytest.mark.parametrize("consumer", sorted(CONSUMER_WRITE))
 def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
-    api: Api, runner: EventSourceRunner, consumer: str
+    api: Api, runner: EventSourceRunner, service_logs: Records, consumer: str
 ) -> None:
     operation, suffix, handled = CONSUMER_WRITE[consumer]
     table = names.resource(PREFIX, suffix)
@@ -175,6 +177,12 @@ def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
     assert len(failed) == 3 * len(expected)
     dead = [json.loads(body)["event_id"] for body in peek_bodies(dlq)]
     assert sorted(dead) == sorted(expected)
+    # AND every failed receive was logged as an error, with its message id and the cause
+    lines = [r for r in service_logs.records if r.getMessage() == "message failed"]
+    assert len(lines) == 3 * len(expected)
+    assert {r.levelno for r in lines} == {logging.ERROR}
+    assert {getattr(r, "reason", None) for r in lines} == {repr(crash)}
+    assert len({getattr(r, "message_id", None) for r in lines} - {None}) == len(expected)
     # WHEN the cause is fixed and the DLQ redriven
     assert ops.dlq_redrive(consumer) == len(expected)
     runner.drain()
