@@ -207,12 +207,15 @@ def wait_for_http(
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+def stop_process_group(
+    process: subprocess.Popen[bytes], stop: signal.Signals = signal.SIGTERM, wait: float = 10
+) -> None:
+    """Send ``stop`` to the process group, and SIGKILL it if it has not ended ``wait`` s later."""
     if process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    os.killpg(process.pid, stop)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=wait)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -18,8 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from emulator.local import free_aws_port, free_port
+from emulator.local import free_aws_port, free_port, stop_process_group, wait_for_http
 from emulator.template import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,23 +51,13 @@ def local_stack() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if stack.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the local stack did not start (exit code {stack.returncode})")
-            try:
-                with urllib.request.urlopen(f"{url}/posts", timeout=5):  # noqa: S310 (loopback)
-                    break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.5)
+        try:
+            wait_for_http(f"{url}/posts", timeout=STARTUP_SECONDS, process=stack)
+        except (RuntimeError, TimeoutError) as error:
+            raise SystemExit(f"the local stack did not start: {error}") from error
         yield url
     finally:
-        os.killpg(stack.pid, signal.SIGINT)
-        try:
-            stack.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
-            stack.wait()
+        stop_process_group(stack, signal.SIGINT, wait=60)  # Ctrl+C, as a user stops it
 
 
 def api(url: str, path: str, body: dict[str, str]) -> dict[str, Any]:
