@@ -5,8 +5,9 @@ server in that process too, the server side of each AWS call and the client side
 handler take turns on one interpreter lock, and the whole stack runs on one core. In its own
 process, moto's server runs beside them on another core, as AWS runs beside Lambda.
 
-The moto fixes (``emulator/moto_fixes.py``) are applied here, where moto's backends live. It
-stops on SIGINT or SIGTERM, and when the process that started it is gone.
+The moto fixes (``emulator/moto_fixes.py``) are applied here, where moto's backends live, and
+moto's application is served by ``emulator/moto_serving.py``: kept-alive connections and a cached
+dispatch. It stops on SIGINT or SIGTERM, and when the process that started it is gone.
 """
 
 import argparse
@@ -29,20 +30,19 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
 
-    from moto.server import ThreadedMotoServer
-
-    from emulator import moto_fixes
+    from emulator import moto_fixes, moto_serving
 
     moto_fixes.apply()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = moto_serving.server("127.0.0.1", port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     parent = os.getppid()
-    server.start()
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
     while not stop.is_set() and os.getppid() == parent:  # an emulator killed leaves no orphan
         stop.wait(1)
-    server.stop()
+    server.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,313 @@
+"""moto's server costs that are not AWS's, and emulator.moto_serving, which mends them.
+
+Each test starts its own server on a free loopback port, in a thread, and resets moto's
+backends when it stops.
+"""
+
+import http.client
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.backends import list_of_moto_modules
+from moto.core import responses
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from emulator import moto_serving
+
+AUTH = (
+    "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+LOOKUP = "method_names_from_class"  # moto.core.responses imports it, without exporting it
+LIST_TABLES = {
+    "Content-Type": "application/x-amz-json-1.0",
+    "X-Amz-Target": "DynamoDB_20120810.ListTables",
+    "Authorization": AUTH,
+}
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+def _serve(server: BaseWSGIServer) -> Iterator[tuple[str, int]]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    assert isinstance(host, str)
+    try:
+        yield host, port
+    finally:
+        requests.post(f"http://{host}:{port}/moto-api/reset", timeout=10)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def werkzeug_server(aws_env: None) -> Iterator[tuple[str, int]]:
+    """moto's own server (what ThreadedMotoServer builds)."""
+    app = DomainDispatcherApplication(create_backend_app)
+    yield from _serve(make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler))
+
+
+@pytest.fixture
+def mended_server(aws_env: None) -> Iterator[tuple[str, int]]:
+    try:
+        yield from _serve(moto_serving.server("127.0.0.1", 0))
+    finally:
+        moto_serving.remove()
+
+
+def exchange(
+    connection: http.client.HTTPConnection, method: str, path: str, body: bytes, headers: Any
+) -> tuple[http.client.HTTPResponse, bytes]:
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    return response, response.read()
+
+
+# -- a connection per request ---------------------------------------------------------------
+
+
+def test_moto_server_closes_the_connection_after_every_request(
+    werkzeug_server: tuple[str, int],
+) -> None:
+    # GIVEN moto's own server and one HTTP/1.1 connection
+    connection = http.client.HTTPConnection(*werkzeug_server, timeout=10)
+    # WHEN a client makes an AWS call on it
+    response, _ = exchange(connection, "POST", "/", b"{}", LIST_TABLES)
+    # THEN the server closes it: the next call needs a new connection (and a new server thread)
+    assert response.status == 200
+    assert response.getheader("Connection") == "close"
+
+
+def test_mended_server_keeps_one_connection_for_many_calls(
+    mended_server: tuple[str, int],
+) -> None:
+    # GIVEN the mended server and one connection
+    connection = http.client.HTTPConnection(*mended_server, timeout=10)
+    put = {**LIST_TABLES, "X-Amz-Target": "DynamoDB_20120810.CreateTable"}
+    table = {
+        "TableName": "t",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    # WHEN calls with bodies and without follow each other on it
+    created, created_body = exchange(connection, "POST", "/", json.dumps(table).encode(), put)
+    socket_after_first = connection.sock
+    listed, listed_body = exchange(connection, "POST", "/", b"{}", LIST_TABLES)
+    # THEN every call is answered in full on the same socket, and the server keeps it open
+    assert created.status == 200, created_body
+    assert json.loads(created_body)["TableDescription"]["TableName"] == "t"
+    assert listed.status == 200
+    assert json.loads(listed_body) == {"TableNames": ["t"]}
+    assert listed.getheader("Connection") == "keep-alive"
+    assert connection.sock is socket_after_first is not None
+
+
+def test_mended_server_closes_when_the_client_asks(mended_server: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*mended_server, timeout=10)
+    response, _ = exchange(connection, "POST", "/", b"{}", {**LIST_TABLES, "Connection": "close"})
+    assert response.status == 200
+    assert response.getheader("Connection") == "close"
+
+
+def test_mended_server_answers_a_head_with_the_length_and_no_body(
+    mended_server: tuple[str, int],
+) -> None:
+    # GIVEN an object of 11 bytes in S3, served by the mended server
+    s3 = boto3.client("s3", endpoint_url=f"http://{mended_server[0]}:{mended_server[1]}")
+    s3.create_bucket(Bucket="heads")
+    s3.put_object(Bucket="heads", Key="k", Body=b"hello world")
+    # WHEN a client asks for its head, then for the object, on one connection
+    head = s3.head_object(Bucket="heads", Key="k")
+    got = s3.get_object(Bucket="heads", Key="k")["Body"].read()
+    # THEN the head gives the object's length (not the empty body's) and the next call works
+    assert head["ContentLength"] == 11
+    assert got == b"hello world"
+
+
+def test_mended_server_takes_a_body_sent_after_100_continue(
+    mended_server: tuple[str, int],
+) -> None:
+    # GIVEN a client that waits for "100 Continue" before it sends the body
+    connection = http.client.HTTPConnection(*mended_server, timeout=10)
+    connection.putrequest("POST", "/")
+    for name, value in {**LIST_TABLES, "Expect": "100-continue", "Content-Length": "2"}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    # WHEN the server says continue and the body follows
+    interim = connection.sock.recv(25)
+    connection.send(b"{}")
+    response = connection.getresponse()
+    # THEN the call is answered
+    assert interim.startswith(b"HTTP/1.1 100 Continue")
+    assert response.status == 200
+    assert json.loads(response.read()) == {"TableNames": []}
+
+
+def test_mended_server_answers_500_and_closes_when_the_application_fails(
+    mended_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Any, environ: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(DomainDispatcherApplication, "get_application", broken)
+    connection = http.client.HTTPConnection(*mended_server, timeout=10)
+    response, body = exchange(connection, "POST", "/", b"{}", LIST_TABLES)
+    assert response.status == 500
+    assert body == b"Internal Server Error"
+    assert response.getheader("Connection") == "close"
+
+
+# -- the dispatch and the action lookup -----------------------------------------------------
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    calls: list[int] = []
+    original: Callable[..., Any] = getattr(module, name)
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_moto_lists_its_package_for_every_dispatch_and_the_mend_once_per_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import moto.backends
+
+    # GIVEN moto's dispatcher, unmended
+    listings = counting(monkeypatch, moto.backends, "list_of_moto_modules")
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    host = "dynamodb.us-east-1.amazonaws.com"
+    # WHEN it finds the service of 5 requests to one host
+    before = [dispatcher.get_backend_for_host(host) for _ in range(5)]
+    # THEN it listed its package 5 times
+    assert len(listings) == 5
+    # AND mended, it lists it once for that host, and answers as before
+    moto_serving.apply()
+    try:
+        listings.clear()
+        after = [dispatcher.get_backend_for_host(host) for _ in range(5)]
+        assert len(listings) == 1
+        assert after == before == ["dynamodb"] * 5
+        assert dispatcher.get_backend_for_host("sqs.us-east-1.amazonaws.com") == "sqs"
+        assert len(listings) == 2
+    finally:
+        moto_serving.remove()
+    assert "dynamodb" in list_of_moto_modules()
+
+
+def test_action_lookup_is_computed_once_per_class_when_mended() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    original = getattr(responses, LOOKUP)
+    moto_serving.apply()
+    try:
+        cached = getattr(responses, LOOKUP)
+        assert cached is not original
+        assert cached(DynamoHandler) == original(DynamoHandler)
+        assert "put_item" in cached(DynamoHandler)
+        assert cached(SQSResponse) == original(SQSResponse)
+        assert cached(DynamoHandler) is cached(DynamoHandler)
+    finally:
+        moto_serving.remove()
+    assert getattr(responses, LOOKUP) is original
+
+
+# -- GetRecords -----------------------------------------------------------------------------
+
+
+def stream_records(monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict[str, Any]], int]:
+    """Every record of a table that saw each kind of attribute value, and serializer runs."""
+    from moto.core.serialize import ResponseSerializer
+
+    runs = counting(monkeypatch, ResponseSerializer, "serialize")
+    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+    arn = dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    every_kind = {
+        "pk": {"S": "a"},
+        "n": {"N": "1.5"},
+        "flag": {"BOOL": True},
+        "none": {"NULL": True},
+        "map": {"M": {"x": {"L": [{"S": "y"}, {"N": "2"}]}}},
+        "strings": {"SS": ["p", "q"]},
+        "numbers": {"NS": ["3", "4"]},
+        "text": {"S": 'a "quoted" é and \\ backslash'},
+    }
+    dynamodb.put_item(TableName="t", Item=every_kind)
+    dynamodb.update_item(
+        TableName="t",
+        Key={"pk": {"S": "a"}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "2"}},
+    )
+    dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    runs.clear()
+    page = streams.get_records(ShardIterator=iterator, Limit=10)
+    empty = streams.get_records(ShardIterator=page["NextShardIterator"])
+    assert empty["Records"] == []
+    return page["Records"], len(runs)
+
+
+def test_get_records_are_written_directly_as_moto_would_serialize_them(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+
+    # GIVEN the records of an insert, an update and a delete, as moto's serializer gives them
+    with mock_aws():
+        serialized, serializer_runs = stream_records(monkeypatch)
+    # WHEN the same records are read with the mend
+    moto_serving.apply()
+    try:
+        with mock_aws():
+            direct, direct_runs = stream_records(monkeypatch)
+    finally:
+        moto_serving.remove()
+    # THEN the client parses the same records (ids, numbers and sizes aside), without the generic serializer
+    assert serializer_runs == 2
+    assert direct_runs == 0
+
+    def comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "eventID"} for r in records]
+
+    assert [r["eventName"] for r in direct] == ["INSERT", "MODIFY", "REMOVE"]
+    times = [r["dynamodb"].pop("ApproximateCreationDateTime") for r in serialized + direct]
+    assert all(t.tzinfo is not None for t in times)
+    for records in (serialized, direct):  # moto numbers records across tables and tests
+        numbers = [int(r["dynamodb"].pop("SequenceNumber")) for r in records]
+        assert numbers == sorted(set(numbers))
+        assert all(r["dynamodb"].pop("SizeBytes") > 0 for r in records)  # counts the number
+    assert comparable(direct) == comparable(serialized)
