@@ -8,7 +8,11 @@ leaves "ghost" stream records of writes that never happened, stream iterators is
 never see another write, and under moto's threaded server writes committed meanwhile are lost.
 The replacement checks every operation and condition first, changing nothing, then writes. One
 re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-then-write atomic
-across the server's threads.
+across the server's threads. The check applies each Update to a copy of its item, and the write
+stores the item it left, so an update expression is parsed, validated and applied once (its
+cost per item halved the publisher's batches), and an Update that creates an item streams one
+INSERT (moto's UpdateItem streams two: the bare key, then the item). A condition the items of a
+batch share is parsed once per transaction.
 
 **Query.** moto answers every Query by sorting every item of the table (all partitions, with
 Python-level comparisons of its ``DynamoType`` keys), then keeping the partition asked for and
@@ -29,7 +33,6 @@ See tests/integration/test_moto_fixes.py for each defect and its fix.
 """
 
 import copy
-import inspect
 import threading
 import weakref
 from collections import defaultdict
@@ -57,10 +60,11 @@ R = TypeVar("R")
 
 _LOCK = threading.RLock()
 _LOCKED_WRITES = ("put_item", "update_item", "delete_item")
+_SUBSTITUTIONS = ("ExpressionAttributeNames", "ExpressionAttributeValues")
 _originals: dict[str, Callable[..., Any]] = {}
 
-# (operation type, operation, key) of a write that passed its checks.
-_Write = tuple[str, dict[str, Any], dict[str, Any]]
+# (operation type, operation, key, the item an Update left) of a write that passed its checks.
+_Write = tuple[str, dict[str, Any], dict[str, Any], Any]
 # moto's cancellation reason for one item: (code, message, old item), all None if it passed.
 _Reason = tuple[str | None, str | None, dict[str, Any] | None]
 
@@ -74,20 +78,36 @@ def _locked(method: Callable[P, R]) -> Callable[P, R]:
     return locked
 
 
-def _write(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
-    """Do one transaction write the way moto does, minus its already-checked condition."""
+def _write(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> Any:
+    """Do one transaction write the way moto does, minus its already-checked condition.
+
+    Returns the item an Update left (moto's ``update_item`` returns it), else None.
+    """
     if op_type == "Put":
         backend.put_item(op["TableName"], op["Item"])
     elif op_type == "Delete":
         backend.delete_item(op["TableName"], key)
     elif op_type == "Update":
-        backend.update_item(  # moto's own transaction passes None for absent names and values
-            op["TableName"],
-            key,
-            update_expression=op["UpdateExpression"],
-            expression_attribute_names=op.get("ExpressionAttributeNames"),  # type: ignore[arg-type]
-            expression_attribute_values=op.get("ExpressionAttributeValues"),  # type: ignore[arg-type]
+        return (
+            backend.update_item(  # moto's own transaction passes None for absent names and values
+                op["TableName"],
+                key,
+                update_expression=op["UpdateExpression"],
+                expression_attribute_names=op.get("ExpressionAttributeNames"),  # type: ignore[arg-type]
+                expression_attribute_values=op.get("ExpressionAttributeValues"),  # type: ignore[arg-type]
+            )
         )
+    return None
+
+
+def _commit(backend: DynamoDBBackend, write: _Write) -> None:
+    """Do a checked write for real. An Update stores the item it left in the sandbox: moto
+    would parse, validate and apply its expression a second time to reach the same item."""
+    op_type, op, key, updated = write
+    if op_type == "Update":
+        backend.put_item(op["TableName"], updated.to_json()["Attributes"])
+    else:
+        _write(backend, op_type, op, key)
 
 
 def _sandbox(backend: DynamoDBBackend, table_name: str, current: Item | None) -> DynamoDBBackend:
@@ -118,6 +138,7 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
     targets: set[tuple[str, str]] = set()
     writes: list[_Write] = []
     reasons: list[_Reason] = []
+    conditions: dict[str, Any] = {}  # a batch's items share their condition: parse it once
     for transact_item in transact_items:
         if len(transact_item) > 1:
             raise TransactWriteSingleOpException
@@ -140,17 +161,16 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
             targets.add(target)
 
             current = backend.get_item(table_name, key)
-            condition = get_filter_expression(
-                op.get("ConditionExpression"),
-                op.get("ExpressionAttributeNames"),
-                op.get("ExpressionAttributeValues"),
-            )
-            if not condition.expr(current):
+            parts = [op.get(p) for p in ("ConditionExpression", *_SUBSTITUTIONS)]
+            text = repr(parts)
+            if text not in conditions:
+                conditions[text] = get_filter_expression(*parts)
+            if not conditions[text].expr(current):
                 if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
                     old_item = current.to_json()["Attributes"]
                 raise ConditionalCheckFailed(item=old_item)
-            _write(_sandbox(backend, table_name, current), op_type, op, key)
-            writes.append((op_type, op, key))
+            updated = _write(_sandbox(backend, table_name, current), op_type, op, key)
+            writes.append((op_type, op, key, updated))
             reasons.append((None, None, None))
         except MockValidationException:
             raise
@@ -168,8 +188,8 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
     """moto's transact_write_items without the table copies: check everything, then write."""
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
-    for op_type, op, key in _check(self, transact_items):
-        _write(self, op_type, op, key)
+    for write in _check(self, transact_items):
+        _commit(self, write)
 
 
 class _Candidates:
@@ -269,19 +289,22 @@ def _primary_key(table: Table, attributes: dict[str, Any] | None) -> _Key | None
 
 def _reindexing(method: Callable[..., R]) -> Callable[..., R]:
     """A backend write (put, update or delete of one item), under the lock, that brings the
-    written table's index maps up to date with the item as the write left it."""
-    signature = inspect.signature(method)
+    written table's index maps up to date with the item as the write left it.
+
+    The three take ``(table_name, item_attrs or key, ...)``, by position or by name.
+    """
 
     @wraps(method)
     def write(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> R:
         with _LOCK:
-            arguments = signature.bind(self, *args, **kwargs).arguments
+            table_name = args[0] if args else kwargs["table_name"]
+            attributes = args[1] if len(args) > 1 else kwargs.get("item_attrs", kwargs.get("key"))
             try:
-                table = self.get_table(arguments["table_name"])  # by name or ARN
+                table = self.get_table(table_name)  # by name or ARN
             except ResourceNotFoundException:
                 return method(self, *args, **kwargs)
             maps = _INDEXED.get(table)
-            key = _primary_key(table, arguments.get("item_attrs", arguments.get("key")))
+            key = _primary_key(table, attributes)
             if not maps or key is None:
                 return method(self, *args, **kwargs)
             try:

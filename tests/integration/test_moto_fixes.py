@@ -4,6 +4,7 @@ Each test creates its own tables; the fix is applied only through ``moto_fixes.p
 """
 
 import socket
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
@@ -190,6 +192,107 @@ def test_patched_condition_failure_returns_old_item() -> None:
     # THEN the reason carries the old item, which is unchanged
     assert cancelled.value.response["CancellationReasons"] == [{**CONDITION_FAILED, "Item": old}]
     assert dynamodb.get_item(TableName="t", Key={"pk": {"S": "A"}})["Item"] == old
+
+
+def claim(table: str, pk: str) -> dict[str, Any]:
+    """An Update like the publisher's claim: a condition every item of a batch shares."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": {"S": pk}},
+            "UpdateExpression": "SET claimed = :now ADD tries :one REMOVE #unsent",
+            "ConditionExpression": "attribute_not_exists(claimed)",
+            "ExpressionAttributeNames": {"#unsent": "unsent"},
+            "ExpressionAttributeValues": {":now": {"N": "7"}, ":one": {"N": "1"}},
+        }
+    }
+
+
+def images(streams: Any, iterator: str) -> list[tuple[str, Any, Any]]:
+    """(event name, old image, new image) of every record from ``iterator`` on."""
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    return [
+        (r["eventName"], r["dynamodb"].get("OldImage"), r["dynamodb"].get("NewImage"))
+        for r in records
+    ]
+
+
+def test_transaction_updates_leave_what_update_item_leaves_with_one_record_each(
+    patched_moto: None,
+) -> None:
+    # GIVEN a stored item in table t, the same item in table u, and an iterator on t
+    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+    iterator = trim_horizon(streams, create_table(dynamodb, "t"))
+    create_table(dynamodb, "u")
+    old = {"pk": {"S": "A"}, "unsent": {"S": "yes"}, "tries": {"N": "1"}}
+    for table in ("t", "u"):
+        dynamodb.put_item(TableName=table, Item=old)
+    iterator = streams.get_records(ShardIterator=iterator)["NextShardIterator"]  # past the put
+
+    # WHEN a transaction updates A and creates B in t, and plain UpdateItem does the same in u
+    dynamodb.transact_write_items(TransactItems=[claim("t", "A"), claim("t", "B")])
+    for pk in ("A", "B"):
+        dynamodb.update_item(**claim("u", pk)["Update"])
+
+    # THEN t holds what UpdateItem left in u, and its stream has one record per write
+    def stored(table: str) -> list[Any]:
+        return sorted(dynamodb.scan(TableName=table)["Items"], key=lambda i: i["pk"]["S"])
+
+    new_a = {"pk": {"S": "A"}, "claimed": {"N": "7"}, "tries": {"N": "2"}}
+    assert (
+        stored("t")
+        == stored("u")
+        == [new_a, {"pk": {"S": "B"}, "claimed": {"N": "7"}, "tries": {"N": "1"}}]
+    )
+    assert images(streams, iterator) == [
+        ("MODIFY", old, new_a),
+        ("INSERT", None, {"pk": {"S": "B"}, "claimed": {"N": "7"}, "tries": {"N": "1"}}),
+    ]
+
+
+def test_transaction_parses_each_update_once_and_a_shared_condition_once(
+    patched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    # GIVEN a count of the expressions moto parses while the backend runs a transaction
+    parsed: list[str] = []
+    inside = threading.Event()
+    make, parse = UpdateExpressionParser.make, ConditionExpressionParser.parse
+    transact = DynamoDBBackend.transact_write_items
+
+    def counted_make(expression: str) -> Any:
+        if inside.is_set():
+            parsed.append("update")
+        return make(expression)
+
+    def counted_parse(self: Any) -> Any:
+        if inside.is_set() and self.condition_expression:
+            parsed.append("condition")
+        return parse(self)
+
+    def counted_transaction(self: Any, transact_items: Any) -> Any:
+        inside.set()
+        try:
+            return transact(self, transact_items)
+        finally:
+            inside.clear()
+
+    monkeypatch.setattr(UpdateExpressionParser, "make", staticmethod(counted_make))
+    monkeypatch.setattr(ConditionExpressionParser, "parse", counted_parse)
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", counted_transaction)
+    dynamodb = boto3.client("dynamodb")
+    create_table(dynamodb, "t")
+
+    # WHEN one transaction claims 10 items, all with the same condition
+    dynamodb.transact_write_items(TransactItems=[claim("t", f"e{i}") for i in range(10)])
+
+    # THEN each update is parsed once (moto would parse it again to apply it), and the shared
+    # condition once for the transaction (moto would parse it for each item)
+    assert parsed.count("update") == 10
+    assert parsed.count("condition") == 1
+    assert len(dynamodb.scan(TableName="t")["Items"]) == 10
 
 
 def test_patched_concurrent_transactions_lose_no_write(patched_moto_server: str) -> None:
