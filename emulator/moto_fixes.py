@@ -1,4 +1,4 @@
-"""Fixes for moto's DynamoDB, to apply only where the code runs on moto.
+"""Fixes for moto's DynamoDB and SQS, to apply only where the code runs on moto.
 
 **TransactWriteItems.**
 moto 5.2 deep-copies every table a transaction touches and, when the transaction is cancelled
@@ -29,6 +29,14 @@ on the table's first query of that index, then updated by every write (PutItem, 
 and DeleteItem, which BatchWriteItem and transactions go through), so an index query visits
 only its own partition, as DynamoDB's does. PartiQL writes, which bypass those, drop the maps.
 
+**SQS receives.** For every message a ReceiveMessage returns, moto checks the retention period
+by computing every attribute of the queue, twice, and three of them count the queue's messages,
+reading the clock for each message: a receive costs the square of the backlog, so a queue that
+fell behind by a thousand messages took a quarter of a second per batch and fell further
+behind. Its visible-message scans read the clock twice per message, and a delete walks every
+message twice, building a list of receipt handles for each. The fix reads the retention period
+from the queue, the clock once per scan, and finds the deleted message in one pass.
+
 See tests/integration/test_moto_fixes.py for each defect and its fix.
 """
 
@@ -41,6 +49,7 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+from moto.core.utils import unix_time, unix_time_millis
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -54,6 +63,8 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
+from moto.sqs.models import Message, Queue, SQSBackend
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -348,15 +359,63 @@ def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) 
     return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
 
 
+def _retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    """moto's retention check, reading the one attribute it needs."""
+    retention: int = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
+    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
+
+
+def _visible(self: Queue) -> list[Message]:
+    """Queue.messages: the visible, undelayed messages, with one clock reading."""
+    now = unix_time_millis()
+    return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+
+def _not_visible(self: Queue) -> int:
+    now = unix_time_millis()
+    return sum(1 for m in self._messages if not now > m.visible_at)
+
+
+def _delayed(self: Queue) -> int:
+    now = unix_time_millis()
+    return sum(1 for m in self._messages if now < m.delayed_until)
+
+
+def _delete_message(self: Queue, receipt_handle: str) -> None:
+    """Queue.delete_message in one pass: the message that ever had this receipt handle."""
+    if receipt_handle in self.deleted_messages:
+        return  # already deleted: moto, like SQS, takes it again
+    found = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
+    if not found:
+        raise ReceiptHandleIsInvalid()
+    for message in found:
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
+    gone = {id(message) for message in found}
+    self._messages = [m for m in self._messages if id(m) not in gone]
+
+
 _PARTIQL = ("execute_statement", "execute_transaction", "batch_execute_statement")
 _TARGETS: dict[str, type] = {
     **dict.fromkeys((*_LOCKED_WRITES, *_PARTIQL, "transact_write_items"), DynamoDBBackend),
     "query": Table,
+    "is_message_valid_based_on_retention_period": SQSBackend,
+    "messages": Queue,
+    "approximate_number_of_messages_not_visible": Queue,
+    "approximate_number_of_messages_delayed": Queue,
+    "delete_message": Queue,
+}
+_SQS: dict[str, Any] = {
+    "is_message_valid_based_on_retention_period": _retained,
+    "messages": property(_visible),
+    "approximate_number_of_messages_not_visible": property(_not_visible),
+    "approximate_number_of_messages_delayed": property(_delayed),
+    "delete_message": _delete_message,
 }
 
 
 def apply() -> None:
-    """Patch moto's DynamoDBBackend and Table (idempotent)."""
+    """Patch moto's DynamoDBBackend, Table, SQSBackend and Queue (idempotent)."""
     with _LOCK:
         if _originals:
             return
@@ -365,6 +424,7 @@ def apply() -> None:
         replacements |= {name: _forgetting(_originals[name]) for name in _PARTIQL}
         replacements["transact_write_items"] = _transact_write_items
         replacements["query"] = _query
+        replacements |= _SQS
         for name, replacement in replacements.items():
             setattr(_TARGETS[name], name, replacement)
 

@@ -682,3 +682,102 @@ def test_patched_index_follows_every_write(aws_env: None) -> None:
         assert answers(dynamodb, QUERIES + INDEX_QUERIES) == expected
     counts = [sum(len(page["Items"]) for page in pages) for pages in expected[-3:]]
     assert all(counts), counts  # each of "yes", "no" and "new" has items after the writes
+
+
+# -- SQS receives ---------------------------------------------------------------------------
+
+BACKLOG = 200
+
+
+def backlog_queue(sqs: Any) -> str:
+    """A queue with a backlog of BACKLOG messages."""
+    url: str = sqs.create_queue(QueueName="backlog")["QueueUrl"]
+    for start in range(0, BACKLOG, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
+        )
+    return url
+
+
+def clock_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every reading of moto's clock (``utcnow``, which its unix_time helpers call)."""
+    import moto.core.utils
+
+    reads: list[int] = []
+    utcnow = moto.core.utils.utcnow
+
+    def counted() -> Any:
+        reads.append(1)
+        return utcnow()
+
+    monkeypatch.setattr(moto.core.utils, "utcnow", counted)
+    return reads
+
+
+def test_unpatched_receive_costs_the_square_of_the_backlog(
+    unpatched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents moto's defect: each received message recomputes every queue attribute."""
+    # GIVEN a backlog of 200 messages
+    sqs = boto3.client("sqs")
+    url = backlog_queue(sqs)
+    reads = clock_reads(monkeypatch)
+    # WHEN a consumer receives a batch of 10
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    # THEN moto read its clock thousands of times: about 2 x 3 x 200 per message received
+    assert len(reads) > 10 * BACKLOG
+
+
+def test_patched_receive_reads_the_clock_once_per_message_and_scan(
+    patched_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = boto3.client("sqs")
+    url = backlog_queue(sqs)
+    reads = clock_reads(monkeypatch)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    assert len(reads) < 10 * 10
+
+
+def sqs_story() -> list[Any]:
+    """Receive, delete (twice, and a handle never issued), count: what a consumer sees."""
+    sqs = boto3.client("sqs")
+    url = backlog_queue(sqs)
+    seen: list[Any] = []
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
+    bodies = sorted(m["Body"] for m in first["Messages"])
+    handles = [m["ReceiptHandle"] for m in first["Messages"]]
+    seen.append(len(bodies))
+    deleted = sqs.delete_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[:4])],
+    )
+    seen.append((len(deleted["Successful"]), deleted.get("Failed", [])))
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=handles[0])  # again: taken
+    with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle="never-issued")
+    counts = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    seen.append(counts)
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handles[4], VisibilityTimeout=0)
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    seen.append(len(again))
+    seen.append(any(m["Body"] == bodies[4] or m["Body"] in bodies for m in again))
+    everything = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    seen.append({k: everything[k] for k in everything if k.startswith("ApproximateNumber")})
+    return seen
+
+
+def test_patched_sqs_answers_as_moto_does(aws_env: None) -> None:
+    moto_fixes.remove()
+    with mock_aws():
+        unpatched = sqs_story()
+    with moto_fixes.patched(), mock_aws():
+        patched = sqs_story()
+    assert patched == unpatched
+    assert unpatched[2] == {
+        "ApproximateNumberOfMessages": str(BACKLOG - 10),
+        "ApproximateNumberOfMessagesNotVisible": "6",
+    }
