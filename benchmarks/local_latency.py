@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,7 +39,6 @@ from typing import Any
 
 from benchmarks import common
 from benchmarks.common import log
-from emulator.local import free_aws_port, free_port
 
 NAME = "local_latency"
 FULL: dict[str, Any] = {"writes": 200, "rates": [2, 5, 10, 15, 17.5, 20, 30], "window": 60.0}
@@ -50,12 +48,6 @@ SAMPLE_SECONDS = 2.0
 SENDERS = 8
 VISIBLE_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 60.0
-
-
-def free_ports() -> tuple[int, int]:
-    """(PORT, AWS_PORT), with AWS_PORT + 1 (the runner's control API) free too."""
-    port = free_port()
-    return port, free_aws_port(avoid=port)
 
 
 @dataclass(frozen=True)
@@ -80,22 +72,14 @@ def local_stack(
     if startup_timeout is None:
         load = os.getloadavg()[0] / (os.cpu_count() or 1)
         startup_timeout = min(600.0, 120.0 * max(1.0, load))
-    from emulator.local import wait_for_http
+    from emulator.local import start_dev_stack, wait_for_http
 
-    port, aws_port = free_ports()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment.update(PORT=str(port), AWS_PORT=str(aws_port))
     with tempfile.NamedTemporaryFile(prefix="bench-stack-", suffix=".log", delete=False) as file:
         log_path = Path(file.name)
     with log_path.open("wb") as output:
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "dev"],
-            cwd=root,
-            env=environment,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=output,  # chalice local logs every request: a file never fills up
-        )
+        # chalice local logs every request: a file never fills up
+        dev = start_dev_stack(stderr=output, root=root)
+        stack, port, aws_port = dev.process, dev.port, dev.aws_port
         clean = False
         try:
             wait_for_http(f"http://127.0.0.1:{port}/posts", timeout=startup_timeout)

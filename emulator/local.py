@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,41 @@ def free_aws_port(avoid: int) -> int:
         port = free_port()
         if port + 1 < 65536 and avoid not in (port, port + 1) and is_free(port + 1):
             return port
+
+
+@dataclass(frozen=True)
+class DevStack:
+    """``python -m emulator dev`` started on free loopback ports, in its own process group."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    aws_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_dev_stack(stderr: Any = subprocess.DEVNULL, root: Path = ROOT) -> DevStack:
+    """What ``make dev`` runs, on free ports (PORT, and AWS_PORT with its successor free), with
+    no AWS_ variable of the caller's; ``stderr`` as ``subprocess.Popen`` takes it.
+
+    The caller waits for it (``wait_for_http(stack.url + "/posts", process=stack.process)``)
+    and stops it (``stop_process_group``): each reports start-up failures its own way.
+    """
+    port = free_port()
+    aws_port = free_aws_port(avoid=port)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(PORT=str(port), AWS_PORT=str(aws_port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "dev"],
+        cwd=root,
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    return DevStack(process, port, aws_port)
 
 
 def wait_for_http(

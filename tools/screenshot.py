@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +23,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from emulator.local import free_aws_port, free_port, stop_process_group, wait_for_http
+from emulator.local import start_dev_stack, stop_process_group, wait_for_http
 from emulator.template import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,18 +35,8 @@ CATCH_UP_MS = 180_000
 @contextmanager
 def local_stack() -> Iterator[str]:
     """``python -m emulator dev`` on free ports; its URL. Ctrl+C on leaving."""
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment.update(PORT=str(port), AWS_PORT=str(free_aws_port(avoid=port)))
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "dev"],
-        cwd=ROOT,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    dev = start_dev_stack()
+    stack, url = dev.process, dev.url
     try:
         try:
             wait_for_http(f"{url}/posts", timeout=STARTUP_SECONDS, process=stack)

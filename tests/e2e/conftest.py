@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,8 +23,7 @@ from typing import IO
 
 import pytest
 
-from emulator.local import free_aws_port, free_port
-from emulator.template import ROOT
+from emulator.local import start_dev_stack
 from functions import names
 
 
@@ -83,18 +81,8 @@ def wait_until_serving(stack: subprocess.Popen[bytes], url: str, errors: list[by
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[LocalStack]:
-    port = free_port()
-    aws_port = free_aws_port(avoid=port)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment.update(PORT=str(port), AWS_PORT=str(aws_port))
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "dev"],
-        cwd=ROOT,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    dev = start_dev_stack(stderr=subprocess.PIPE)
+    stack, port, aws_port = dev.process, dev.port, dev.aws_port
     assert stack.stderr is not None
     errors: list[bytes] = []
     reader = threading.Thread(target=_collect, args=(stack.stderr, errors), daemon=True)

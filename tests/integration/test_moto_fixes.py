@@ -700,10 +700,13 @@ def backlog_queue(sqs: Any) -> str:
     return url
 
 
-def clock_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every reading of moto's clock (``utcnow``, which its unix_time helpers call)."""
+def clock_reads_to_receive_ten(monkeypatch: pytest.MonkeyPatch) -> int:
+    """GIVEN a backlog of BACKLOG messages, WHEN a consumer receives a batch of 10: how many
+    times moto read its clock (``utcnow``, which its unix_time helpers call)."""
     import moto.core.utils
 
+    sqs = boto3.client("sqs")
+    url = backlog_queue(sqs)
     reads: list[int] = []
     utcnow = moto.core.utils.utcnow
 
@@ -712,31 +715,24 @@ def clock_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return utcnow()
 
     monkeypatch.setattr(moto.core.utils, "utcnow", counted)
-    return reads
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return len(reads)
 
 
 def test_unpatched_receive_costs_the_square_of_the_backlog(
     unpatched_moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Documents moto's defect: each received message recomputes every queue attribute."""
-    # GIVEN a backlog of 200 messages
-    sqs = boto3.client("sqs")
-    url = backlog_queue(sqs)
-    reads = clock_reads(monkeypatch)
-    # WHEN a consumer receives a batch of 10
-    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    # THEN moto read its clock thousands of times: about 2 x 3 x 200 per message received
-    assert len(reads) > 10 * BACKLOG
+    """Documents moto's defect: each received message recomputes every queue attribute.
+
+    THEN moto reads its clock thousands of times: about 2 x 3 x 200 per message received.
+    """
+    assert clock_reads_to_receive_ten(monkeypatch) > 10 * BACKLOG
 
 
 def test_patched_receive_reads_the_clock_once_per_message_and_scan(
     patched_moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sqs = boto3.client("sqs")
-    url = backlog_queue(sqs)
-    reads = clock_reads(monkeypatch)
-    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    assert len(reads) < 10 * 10
+    assert clock_reads_to_receive_ten(monkeypatch) < 10 * 10
 
 
 def sqs_story() -> list[Any]:
