@@ -23,21 +23,19 @@ list is computed once per class.
 **GetRecords.** moto builds each stream record already in DynamoDB's JSON form, then runs it
 through its generic response serializer, which walks the API model for every attribute value:
 about 2 ms a record, so the stream read was the dearest call of a write's path and its cost
-grew with the batch. ``apply()`` writes the records as JSON directly, with the record's time
-as epoch seconds in milliseconds, as the serializer does.
+grew with the batch. ``apply()`` writes the records as JSON directly, with moto's DynamoDB
+encoder (the record's time as epoch seconds, binary values base64-encoded once).
 """
 
-import calendar
 import functools
 import io
-import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from moto.core import responses
 from moto.core.utils import method_names_from_class
+from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -121,17 +119,10 @@ def server(host: str, port: int) -> BaseWSGIServer:
     )
 
 
-def _epoch(value: object) -> float:
-    """A datetime as the JSON serializer writes it: epoch seconds, truncated to milliseconds."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"not JSON serializable: {type(value).__name__}")
-    return calendar.timegm(value.timetuple()) + (value.microsecond // 1000) / 1000.0
-
-
 def _get_records(self: DynamoDBStreamsHandler) -> str:
     limit = self._get_param("Limit")
     result = self.backend.get_records(self._get_param("ShardIterator"), limit or 1000)
-    return json.dumps(result, default=_epoch)
+    return dynamo_json_dump(result)  # moto's own encoder: times, and binary values nested in maps
 
 
 def apply() -> None:

@@ -8,6 +8,7 @@ import http.client
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -310,8 +311,42 @@ def test_get_records_are_written_directly_as_moto_would_serialize_them(
     assert [r["eventName"] for r in direct] == ["INSERT", "MODIFY", "REMOVE"]
     times = [r["dynamodb"].pop("ApproximateCreationDateTime") for r in serialized + direct]
     assert all(t.tzinfo is not None for t in times)
+    now = datetime.now(UTC)
+    assert all(abs((now - t).total_seconds()) < 60 for t in times)  # seconds, not milliseconds
     for records in (serialized, direct):  # moto numbers records across tables and tests
         numbers = [int(r["dynamodb"].pop("SequenceNumber")) for r in records]
         assert numbers == sorted(set(numbers))
         assert all(r["dynamodb"].pop("SizeBytes") > 0 for r in records)  # counts the number
     assert comparable(direct) == comparable(serialized)
+
+
+def test_get_records_write_binary_values_as_dynamodb_does(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+
+    # GIVEN the mend, and an item with a binary value at the top and one in a map
+    moto_serving.apply()
+    try:
+        with mock_aws():
+            dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+            arn = dynamodb.create_table(
+                TableName="t",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+            )["TableDescription"]["LatestStreamArn"]
+            item = {"pk": {"S": "a"}, "blob": {"B": b"\x00\x01"}, "m": {"M": {"b": {"B": b"\x02"}}}}
+            dynamodb.put_item(TableName="t", Item=item)
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            # WHEN the stream is read
+            [record] = streams.get_records(ShardIterator=iterator)["Records"]
+            stored = dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
+    finally:
+        moto_serving.remove()
+    # THEN the image holds the bytes written, as GetItem does
+    assert record["dynamodb"]["NewImage"] == stored == item
