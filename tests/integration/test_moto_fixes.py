@@ -250,6 +250,30 @@ def test_transaction_updates_leave_what_update_item_leaves_with_one_record_each(
     ]
 
 
+def test_transaction_update_keeps_binary_values_as_update_item_does(patched_moto: None) -> None:
+    # GIVEN the same item, with a binary value at the top and one in a map, in t and in u
+    dynamodb = boto3.client("dynamodb")
+    inner, outer = {"B": b"\x02"}, {"B": b"\x00\x01"}
+    binaries: dict[str, Any] = {"bin": outer, "m": {"M": {"b": inner}}}
+    for table in ("t", "u"):
+        create_table(dynamodb, table)
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "A"}, **binaries})
+
+    # WHEN a transaction updates it in t, and plain UpdateItem in u
+    dynamodb.transact_write_items(TransactItems=[claim("t", "A")])
+    dynamodb.update_item(**claim("u", "A")["Update"])
+
+    # THEN in both, the binary values still equal what was written, in a condition too
+    for table in ("t", "u"):
+        dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": "A"}},
+            UpdateExpression="SET checked = :yes",
+            ConditionExpression="m.b = :inner AND bin = :outer",
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":inner": inner, ":outer": outer},
+        )
+
+
 def test_transaction_parses_each_update_once_and_a_shared_condition_once(
     patched_moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
