@@ -79,11 +79,11 @@ def local_stack(
     with log_path.open("wb") as output:
         # chalice local logs every request: a file never fills up
         dev = start_dev_stack(stderr=output, root=root)
-        stack, port, aws_port = dev.process, dev.port, dev.aws_port
+        stack = dev.process
         clean = False
         try:
-            wait_for_http(f"http://127.0.0.1:{port}/posts", timeout=startup_timeout)
-            yield LocalStack(f"http://127.0.0.1:{port}", aws_port, log_path, stack.pid)
+            wait_for_http(f"{dev.url}/posts", timeout=startup_timeout, process=stack)
+            yield LocalStack(dev.url, dev.aws_port, log_path, stack.pid)
             clean = True
         finally:
             os.killpg(stack.pid, signal.SIGINT)
