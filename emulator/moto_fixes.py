@@ -116,6 +116,7 @@ def _commit(backend: DynamoDBBackend, write: _Write) -> None:
     would parse, validate and apply its expression a second time to reach the same item."""
     op_type, op, key, updated = write
     if op_type == "Update":
+        # to_json keeps binary values as the bytes moto stores them as, as put_item takes them
         backend.put_item(op["TableName"], updated.to_json()["Attributes"])
     else:
         _write(backend, op_type, op, key)
