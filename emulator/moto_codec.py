@@ -1,0 +1,266 @@
+"""moto's request parsing and DynamoDB response writing, at the cost of the data, not the model.
+
+Every request moto answers is parsed and every answer written by code that walks the service's
+API model value by value. On the local stack that walk cost about a quarter of moto's CPU: more
+than any table operation. Both replacements give exactly what moto's own code gives (see
+tests/integration/test_moto_codec.py):
+
+**Parsing JSON-protocol requests** (DynamoDB, SQS, DynamoDB Streams). For every value of a
+request moto looks up a handler by the shape's type name, and for every structure it visits
+every member the model has: ten for each DynamoDB attribute value, of which one is present.
+The replacement compiles, once per shape, a function that makes the same conversions (blobs
+decoded, timestamps, integers and floats converted, members renamed, absent and null members
+dropped, in the model's member order) and visits only the keys a value has.
+
+**Writing DynamoDB attribute values.** moto writes each attribute value of an answer (the items
+of a Query, a GetItem, a cancelled transaction's old items) member by member, building a picker
+context and trying up to six key aliases for each of the ten members. Where the value is
+already in DynamoDB's JSON form (a dict of member names, which is what moto's DynamoDB hands
+its serializer), the replacement writes it as it is, base64-encoding binaries as moto does. Any
+other value goes through moto's own code.
+"""
+
+import base64
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.model import Shape
+from moto.core.parse import UNDEFINED, JSONParser
+from moto.core.serialize import BaseJSONSerializer
+
+_Parse = Callable[[Any], Any]
+_LOCK = threading.Lock()
+_originals: dict[str, Any] = {}
+
+_DYNAMODB = frozenset({"dynamodb", "dynamodbstreams"})
+_ATTRIBUTE_VALUE = "AttributeValue"
+_MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
+"""DynamoDB's AttributeValue members, in the model's order (the order moto writes them in)."""
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _to_float(value: Any) -> Any:
+    return value if value is UNDEFINED else float(value)
+
+
+def _to_int(value: Any) -> Any:
+    return value if value is UNDEFINED else int(value)
+
+
+class _Compiler:
+    """The parse functions of one service's shapes, for one map type, blob and time parser."""
+
+    def __init__(self, map_type: type, blob: _Parse, timestamp: _Parse) -> None:
+        self._map_type, self._blob, self._timestamp = map_type, blob, timestamp
+        self._by_name: dict[str, _Parse] = {}
+
+    def of(self, shape: Shape) -> _Parse:
+        """The function that parses a value of ``shape`` (shape names are unique in a model)."""
+        found = self._by_name.get(shape.name)
+        if found is None:
+            slot: list[_Parse] = []  # a recursive shape reaches itself while compiling
+            self._by_name[shape.name] = lambda value: slot[0](value)
+            found = self._compile(shape)
+            slot.append(found)
+            self._by_name[shape.name] = found
+        return found
+
+    def _compile(self, shape: Shape) -> _Parse:
+        kind = shape.type_name
+        if kind == "structure":
+            return _identity if shape.is_document_type else self._structure(shape)
+        if kind == "list":
+            member = self.of(shape.member)
+            return lambda node: [member(item) for item in node]
+        if kind == "map":
+            return self._map(shape)
+        if kind == "blob":
+            return self._blob
+        if kind == "timestamp":
+            return self._timestamp
+        if kind in ("float", "double"):
+            return _to_float
+        if kind in ("integer", "byte", "short", "long"):
+            return _to_int
+        return _identity
+
+    def _structure(self, shape: Shape) -> _Parse:
+        map_type = self._map_type
+        members = [
+            (name, member.serialization.get("name", name), self.of(member))
+            for name, member in shape.members.items()
+        ]
+        by_key = {key: (name, parse) for name, key, parse in members}
+
+        def structure(value: Any) -> Any:
+            if value is None:
+                return None
+            parsed = map_type()
+            if len(value) == 1:  # the common case: one key, so no order to keep
+                for key, raw in value.items():
+                    member = by_key.get(key)
+                    if member is not None and raw is not None:
+                        parsed[member[0]] = member[1](raw)
+                return parsed
+            for name, key, parse in members:
+                raw = value.get(key)
+                if raw is not None:
+                    parsed[name] = parse(raw)
+            return parsed
+
+        return structure
+
+    def _map(self, shape: Shape) -> _Parse:
+        map_type = self._map_type
+        key_of = self.of(shape.key)
+        value_of = self.of(shape.value)
+
+        def parse_map(value: Any) -> Any:
+            parsed = map_type()
+            for key, raw in value.items():
+                parsed[key_of(key)] = value_of(raw)
+            return parsed
+
+        return parse_map
+
+
+_compilers: dict[tuple[Any, ...], _Compiler] = {}
+
+
+def _parse_json_body(self: JSONParser, raw_body: Any, shape: Shape) -> Any:
+    """JSONParser's body parse, through the shape's compiled function."""
+    if type(self) is not JSONParser:
+        return _originals["_parse_json_body"](self, raw_body, shape)
+    service = self.operation_model.service_model
+    key = (service, self.MAP_TYPE, self._blob_parser, self._timestamp_parser)
+    compiler = _compilers.get(key)
+    if compiler is None:
+        with _LOCK:
+            compiler = _compilers.setdefault(key, _Compiler(*key[1:]))
+    with _LOCK:  # compiling fills a shared table; running a compiled function does not
+        parse = compiler.of(shape)
+    return parse(self._parse_body_as_json(raw_body))  # type: ignore[no-untyped-call]
+
+
+class _Unusual(Exception):
+    """A value not in DynamoDB's JSON form of plain types: moto's own code writes it."""
+
+
+def _base64(value: bytes | str) -> str:
+    """ResponseSerializer._base64."""
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    return base64.b64encode(data).strip().decode("utf-8")
+
+
+def _strings(values: Any) -> list[str]:
+    if type(values) is not list or not all(type(v) is str for v in values):
+        raise _Unusual
+    return values
+
+
+def _attribute_value(value: Any) -> dict[str, Any]:
+    """One attribute value as moto's serializer writes it, or _Unusual."""
+    if type(value) is not dict or not value.keys() <= _KNOWN:
+        raise _Unusual  # other keys would make moto's picker try aliases
+    written: dict[str, Any] = {}
+    for name in _MEMBERS:
+        member = value.get(name)
+        if member is None:
+            continue
+        if name in ("S", "N"):
+            if type(member) is not str:
+                raise _Unusual
+            written[name] = member
+        elif name == "B":
+            if not isinstance(member, bytes | str):
+                raise _Unusual
+            written[name] = _base64(member)
+        elif name in ("SS", "NS"):
+            written[name] = _strings(member)
+        elif name == "BS":
+            if type(member) is not list or not all(isinstance(b, bytes | str) for b in member):
+                raise _Unusual
+            written[name] = [_base64(b) for b in member]
+        elif name == "M":
+            written[name] = _attribute_map(member)
+        elif name == "L":
+            if type(member) is not list:
+                raise _Unusual
+            written[name] = [None if v is None else _attribute_value(v) for v in member]
+        else:  # NULL, BOOL
+            if type(member) is not bool:
+                raise _Unusual
+            written[name] = member
+    return written
+
+
+_KNOWN = frozenset(_MEMBERS)
+
+
+def _attribute_map(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _Unusual
+    return {key: _attribute_value(v) for key, v in value.items() if v is not None}
+
+
+def _serialize_type_map(
+    self: BaseJSONSerializer, serialized: Any, value: Any, shape: Shape, key: str
+) -> None:
+    """BaseJSONSerializer's map writer, direct for a map of DynamoDB attribute values."""
+    value_shape = shape.value
+    if (
+        value_shape.name == _ATTRIBUTE_VALUE
+        and self.service_model.service_name in _DYNAMODB
+        and "name" not in value_shape.serialization
+        and not getattr(self._value_picker, "response_transformers", None)
+    ):
+        try:
+            written = _attribute_map(value)
+        except _Unusual:
+            pass
+        else:
+            serialized[self.get_serialized_name(shape, key)] = written
+            return
+    _originals["_serialize_type_map"](self, serialized, value, shape, key)
+
+
+_TARGETS: dict[str, tuple[type, Any]] = {
+    "_parse_json_body": (JSONParser, _parse_json_body),
+    "_serialize_type_map": (BaseJSONSerializer, _serialize_type_map),
+}
+
+
+def apply() -> None:
+    """Patch moto's JSON parser and serializer (idempotent)."""
+    with _LOCK:
+        if _originals:
+            return
+        for name, (owner, replacement) in _TARGETS.items():
+            _originals[name] = vars(owner)[name]
+            setattr(owner, name, replacement)
+
+
+def remove() -> None:
+    """Restore moto's own methods (a no-op if the patch is not applied)."""
+    with _LOCK:
+        for name, original in _originals.items():
+            setattr(_TARGETS[name][0], name, original)
+        _originals.clear()
+        _compilers.clear()
+
+
+@contextmanager
+def patched() -> Iterator[None]:
+    """Apply the patch for the duration of the block; leave it as found afterwards."""
+    already_applied = bool(_originals)
+    apply()
+    try:
+        yield
+    finally:
+        if not already_applied:
+            remove()
