@@ -8,11 +8,19 @@ leaves "ghost" stream records of writes that never happened, stream iterators is
 never see another write, and under moto's threaded server writes committed meanwhile are lost.
 The replacement checks every operation and condition first, changing nothing, then writes. One
 re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-then-write atomic
-across the server's threads. The check applies each Update to a copy of its item, and the write
-stores the item it left, so an update expression is parsed, validated and applied once (its
-cost per item halved the publisher's batches), and an Update that creates an item streams one
-INSERT (moto's UpdateItem streams two: the bare key, then the item). A condition the items of a
-batch share is parsed once per transaction.
+across the server's threads. The check works out the item each Update leaves, and the write
+stores it, so an update expression is applied once (its cost per item halved the publisher's
+batches), and an Update that creates an item streams one INSERT (moto's UpdateItem streams two:
+the bare key, then the item). An Update made only of ``SET name = :value`` and ``REMOVE name``
+actions on plain attributes (the outbox's claims and mark-sents) is worked out directly: moto
+deep-copies its parsed tree and runs ten validating passes over it for each item, most of a
+batch's cost. Any other Update goes through moto's own update, on a copy of the item.
+
+**Expressions.** moto parses a condition or update expression every time it meets one: a
+transaction of 100 records sharing one expression parsed each 200 times (to check the request,
+then to apply it). Parsed expressions are kept (the most recent 1,024), keyed by the expression
+and, for a condition, its names and values; moto only reads a parsed tree (its Validator
+deep-copies an update's before changing it).
 
 **Query.** moto answers every Query by sorting every item of the table (all partitions, with
 Python-level comparisons of its ``DynamoType`` keys), then keeping the partition asked for and
@@ -41,16 +49,18 @@ See tests/integration/test_moto_fixes.py for each defect and its fix.
 """
 
 import copy
+import functools
+import re
 import threading
 import weakref
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from moto.core.utils import unix_time, unix_time_millis
-from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.comparisons import ConditionExpressionParser, get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -63,6 +73,8 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 
@@ -74,7 +86,8 @@ _LOCKED_WRITES = ("put_item", "update_item", "delete_item")
 _SUBSTITUTIONS = ("ExpressionAttributeNames", "ExpressionAttributeValues")
 _originals: dict[str, Callable[..., Any]] = {}
 
-# (operation type, operation, key, the item an Update left) of a write that passed its checks.
+# (operation type, operation, key, the attributes an Update leaves) of a write that passed its
+# checks.
 _Write = tuple[str, dict[str, Any], dict[str, Any], Any]
 # moto's cancellation reason for one item: (code, message, old item), all None if it passed.
 _Reason = tuple[str | None, str | None, dict[str, Any] | None]
@@ -112,14 +125,121 @@ def _write(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict
 
 
 def _commit(backend: DynamoDBBackend, write: _Write) -> None:
-    """Do a checked write for real. An Update stores the item it left in the sandbox: moto
-    would parse, validate and apply its expression a second time to reach the same item."""
-    op_type, op, key, updated = write
+    """Do a checked write for real. An Update stores the attributes of the item it leaves,
+    worked out by the check: moto would parse, validate and apply its expression again."""
+    op_type, op, key, attributes = write
     if op_type == "Update":
-        # to_json keeps binary values as the bytes moto stores them as, as put_item takes them
-        backend.put_item(op["TableName"], updated.to_json()["Attributes"])
+        backend.put_item(op["TableName"], attributes)
     else:
         _write(backend, op_type, op, key)
+
+
+_TOKEN = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z0-9_]+|\S", re.ASCII)
+_CLAUSES = ("SET", "REMOVE")
+_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,16})?", re.ASCII)
+_SIMPLE_SIZE = 300_000
+"""Bytes under DynamoDB's 400 KB item limit within which a simple update cannot cross it."""
+
+
+def _actions(expression: str) -> list[tuple[str, str | None]] | None:
+    """(path, value placeholder or None for REMOVE) of each action of an update expression made
+    only of ``SET path = :value`` and ``REMOVE path`` actions (one clause of each at most, a
+    path a top-level name or ``#name``), in the order written; None for any other expression."""
+    tokens = _TOKEN.findall(expression)
+    actions: list[tuple[str, str | None]] = []
+    clauses: set[str] = set()
+    at = 0
+    while at < len(tokens):
+        clause = tokens[at].upper()
+        if clause not in _CLAUSES or clause in clauses:
+            return None
+        clauses.add(clause)
+        at += 1
+        while True:
+            path = tokens[at] if at < len(tokens) else ""
+            if not (path[:1] == "#" or path[:1].isalpha() or path[:1] == "_"):
+                return None
+            if path.upper() in _CLAUSES or path.upper() in ("ADD", "DELETE"):
+                return None
+            if clause == "SET":
+                if tokens[at + 1 : at + 2] != ["="] or not tokens[at + 2 : at + 3]:
+                    return None
+                value = tokens[at + 2]
+                if value[:1] != ":":
+                    return None
+                actions.append((path, value))
+                at += 3
+            else:
+                actions.append((path, None))
+                at += 1
+            if tokens[at : at + 1] != [","]:
+                break
+            at += 1
+    return actions or None
+
+
+def _simple_update(
+    table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves the item with,
+    or None where moto's own update must work it out (any other expression, a key or defined
+    attribute, a value not a plain string, number, boolean or null, a name or value missing,
+    a path named twice, a reserved word, an item near the size limit).
+
+    moto applies such an update by deep-copying its parsed tree, running ten validating passes
+    over it and executing it: most of a batch's cost, for a result this states directly.
+    """
+    actions = _actions(op["UpdateExpression"])
+    if actions is None:
+        return None
+    names = op.get("ExpressionAttributeNames") or {}
+    values = op.get("ExpressionAttributeValues") or {}
+    defined = {table.hash_key_attr, table.range_key_attr, *(a["AttributeName"] for a in table.attr)}
+    if set(key) != {table.hash_key_attr, table.range_key_attr} - {None}:
+        return None
+    reserved = _reserved_words()
+    resolved: list[tuple[str, dict[str, Any] | None]] = []
+    size = 0
+    for path, placeholder in actions:
+        bare = path[0] != "#"
+        name = (None if path.upper() in reserved else path) if bare else names.get(path)
+        if not isinstance(name, str) or name in defined:
+            return None
+        value = None if placeholder is None else values.get(placeholder)
+        if placeholder is not None:
+            if not isinstance(value, dict) or len(value) != 1:
+                return None
+            [(kind, scalar)] = value.items()
+            if type(scalar) is not _SCALARS.get(kind):
+                return None
+            if kind == "N" and not _NUMBER.fullmatch(str(scalar)):
+                return None
+            if kind == "NULL" and scalar is not True:
+                return None
+            size += len(name) + len(str(scalar))
+        resolved.append((name, value))
+    if len({name for name, _ in resolved}) != len(resolved):
+        return None
+    if current is None:
+        attributes = {
+            name: key[name] for name in (table.hash_key_attr, table.range_key_attr) if name
+        }
+    else:
+        if current.size() + size > _SIMPLE_SIZE:
+            return None
+        attributes = current.to_json()["Attributes"]  # fresh dicts and lists: nothing shared
+    for name, value in resolved:
+        if value is None:
+            attributes.pop(name, None)
+        else:
+            attributes[name] = dict(value)
+    return attributes
+
+
+@functools.cache
+def _reserved_words() -> frozenset[str]:
+    return frozenset(word.upper() for word in ReservedKeywords.get_reserved_keywords())
 
 
 def _sandbox(backend: DynamoDBBackend, table_name: str, current: Item | None) -> DynamoDBBackend:
@@ -150,7 +270,6 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
     targets: set[tuple[str, str]] = set()
     writes: list[_Write] = []
     reasons: list[_Reason] = []
-    conditions: dict[str, Any] = {}  # a batch's items share their condition: parse it once
     for transact_item in transact_items:
         if len(transact_item) > 1:
             raise TransactWriteSingleOpException
@@ -173,16 +292,21 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
             targets.add(target)
 
             current = backend.get_item(table_name, key)
-            parts = [op.get(p) for p in ("ConditionExpression", *_SUBSTITUTIONS)]
-            text = repr(parts)
-            if text not in conditions:
-                conditions[text] = get_filter_expression(*parts)
-            if not conditions[text].expr(current):
+            condition = get_filter_expression(
+                *(op.get(p) for p in ("ConditionExpression", *_SUBSTITUTIONS))
+            )
+            if not condition.expr(current):
                 if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
                     old_item = current.to_json()["Attributes"]
                 raise ConditionalCheckFailed(item=old_item)
-            updated = _write(_sandbox(backend, table_name, current), op_type, op, key)
-            writes.append((op_type, op, key, updated))
+            result = None
+            if op_type == "Update":
+                result = _simple_update(backend.get_table(table_name), current, key, op)
+            if result is None:
+                result = _write(_sandbox(backend, table_name, current), op_type, op, key)
+                if op_type == "Update":  # to_json keeps binary values as the bytes moto keeps
+                    result = result.to_json()["Attributes"]
+            writes.append((op_type, op, key, result))
             reasons.append((None, None, None))
         except MockValidationException:
             raise
@@ -396,6 +520,44 @@ def _delete_message(self: Queue, receipt_handle: str) -> None:
     self._messages = [m for m in self._messages if id(m) not in gone]
 
 
+_PARSED_KEPT = 1024
+"""Parsed condition expressions kept (the most recently used): a batch's share one."""
+_conditions: "OrderedDict[str, tuple[Any, dict[str, Any]]]" = OrderedDict()
+
+
+def _parse_condition(self: ConditionExpressionParser) -> Any:
+    """ConditionExpressionParser.parse, once per expression, names and values.
+
+    The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it.
+    What the parse leaves on the parser (the names and values it found, which moto's handlers
+    check for unused ones) is left again on a parser that finds it parsed, as fresh lists:
+    moto's callers extend them.
+    """
+    parts = (self.condition_expression, self.expression_attribute_names)
+    key = repr((*parts, self.expression_attribute_values))
+    with _LOCK:
+        parsed = _conditions.get(key)
+        if parsed is not None:
+            _conditions.move_to_end(key)
+    if parsed is None:
+        parsed = (_originals["parse"](self), dict(vars(self)))
+        with _LOCK:
+            _conditions[key] = parsed
+            if len(_conditions) > _PARSED_KEPT:
+                _conditions.popitem(last=False)
+    for name, value in parsed[1].items():
+        setattr(self, name, list(value) if isinstance(value, list) else value)
+    return parsed[0]
+
+
+@functools.lru_cache(maxsize=_PARSED_KEPT)
+def _parse_update(cls: type, expression: str) -> Any:
+    """UpdateExpressionParser.make, once per expression: every user of the tree deep-copies it
+    (moto's Validator) or only reads it (the handlers' placeholder checks)."""
+    make: Any = _originals["make"]  # the classmethod object, as the class holds it
+    return make.__func__(cls, expression)
+
+
 _PARTIQL = ("execute_statement", "execute_transaction", "batch_execute_statement")
 _TARGETS: dict[str, type] = {
     **dict.fromkeys((*_LOCKED_WRITES, *_PARTIQL, "transact_write_items"), DynamoDBBackend),
@@ -405,6 +567,8 @@ _TARGETS: dict[str, type] = {
     "approximate_number_of_messages_not_visible": Queue,
     "approximate_number_of_messages_delayed": Queue,
     "delete_message": Queue,
+    "parse": ConditionExpressionParser,
+    "make": UpdateExpressionParser,
 }
 _SQS: dict[str, Any] = {
     "is_message_valid_based_on_retention_period": _retained,
@@ -426,6 +590,8 @@ def apply() -> None:
         replacements["transact_write_items"] = _transact_write_items
         replacements["query"] = _query
         replacements |= _SQS
+        replacements["parse"] = _parse_condition
+        replacements["make"] = classmethod(_parse_update)  # type: ignore[arg-type,assignment]
         for name, replacement in replacements.items():
             setattr(_TARGETS[name], name, replacement)
 
@@ -437,6 +603,8 @@ def remove() -> None:
             setattr(_TARGETS[name], name, original)
         _originals.clear()
         _INDEXED.clear()
+        _conditions.clear()
+        _parse_update.cache_clear()
 
 
 @contextmanager

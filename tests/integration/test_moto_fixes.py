@@ -3,8 +3,9 @@
 Each test creates its own tables; the fix is applied only through ``moto_fixes.patched()``.
 """
 
+import re
 import socket
-import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,7 +15,6 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
@@ -250,6 +250,127 @@ def test_transaction_updates_leave_what_update_item_leaves_with_one_record_each(
     ]
 
 
+STORED: dict[str, Any] = {
+    "pk": {"S": "A"},
+    "text": {"S": "x"},
+    "n": {"N": "1"},
+    "bin": {"B": b"\x00\x01"},
+    "m": {"M": {"b": {"B": b"\x02"}, "l": {"L": [{"S": "y"}]}}},
+    "ss": {"SS": ["p", "q"]},
+    "unsent": {"S": "yes"},
+}
+VALUES: dict[str, Any] = {
+    ":s": {"S": "new"},
+    ":n": {"N": "-12.5"},
+    ":t": {"BOOL": True},
+    ":null": {"NULL": True},
+    ":set": {"SS": ["z"]},
+}
+SIMPLE = [
+    "SET sent = :t REMOVE #unsent",
+    "SET claimed_at = :n",
+    "SET a = :s, b = :n, c = :t, d = :null",
+    "SET #text = :s",
+    "REMOVE gone, m",
+    "set lowered = :s remove #unsent",
+    "REMOVE #unsent SET z = :s, #text = :n",
+]
+NOT_SIMPLE = [
+    "SET a = if_not_exists(a, :s)",
+    "SET a = :set",
+    "SET a = :s ADD n :n",
+]
+NOT_SIMPLE_ON_STORED = ["SET n = n + :n", "SET m.b = :s", "SET m.l[0] = :s"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "exists"),
+    [(e, True) for e in SIMPLE + NOT_SIMPLE + NOT_SIMPLE_ON_STORED]
+    + [(e, False) for e in SIMPLE + NOT_SIMPLE],
+)
+def test_a_transaction_update_leaves_what_update_item_leaves(
+    patched_moto: None, monkeypatch: pytest.MonkeyPatch, expression: str, exists: bool
+) -> None:
+    # GIVEN the same item (or none) in t and in u, and a count of moto's own update runs
+    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+    iterators = {}
+    for table in ("t", "u"):
+        iterators[table] = trim_horizon(streams, create_table(dynamodb, table))
+        if exists:
+            dynamodb.put_item(TableName=table, Item=STORED)
+            page = streams.get_records(ShardIterator=iterators[table])
+            iterators[table] = page["NextShardIterator"]  # past the put
+    sandboxed = 0
+    sandbox = moto_fixes._sandbox
+
+    def counted(*args: Any) -> Any:
+        nonlocal sandboxed
+        sandboxed += 1
+        return sandbox(*args)
+
+    monkeypatch.setattr(moto_fixes, "_sandbox", counted)
+    names = {n: n[1:] for n in ("#unsent", "#text") if n in expression}
+    values = {k: v for k, v in VALUES.items() if re.search(f"{k}\\b", expression)}
+    update = {"Key": {"pk": {"S": "A"}}, "UpdateExpression": expression}
+    update |= {"ExpressionAttributeNames": names} if names else {}
+    update |= {"ExpressionAttributeValues": values} if values else {}
+
+    # WHEN a transaction makes the update in t, and UpdateItem makes it in u
+    dynamodb.transact_write_items(TransactItems=[{"Update": {"TableName": "t", **update}}])
+    dynamodb.update_item(TableName="u", **update)
+
+    # THEN both hold the same item, attributes in the same order, and streamed the same images
+    def stored(table: str) -> list[tuple[str, Any]]:
+        item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "A"}})["Item"]
+        return list(item.items())
+
+    assert stored("t") == stored("u")
+    t_images, u_images = images(streams, iterators["t"]), images(streams, iterators["u"])
+    assert t_images[-1] == u_images[-1]
+    # AND a plain SET and REMOVE update is worked out directly; any other goes through moto's
+    assert sandboxed == (0 if expression in SIMPLE else 1)
+
+
+@pytest.mark.parametrize(
+    ("expression", "values"),
+    [
+        ("SET pk = :s", {":s": {"S": "B"}}),
+        ("SET a = :s, a = :n", {":s": {"S": "B"}, ":n": {"N": "1"}}),
+        ("SET a = :s REMOVE a", {":s": {"S": "B"}}),
+        ("SET name = :s", {":s": {"S": "B"}}),
+    ],
+)
+def test_a_refused_transaction_update_is_refused_as_moto_refuses_it(
+    aws_env: None, expression: str, values: dict[str, Any]
+) -> None:
+    def attempt() -> tuple[Any, Any, list[str]]:
+        dynamodb = boto3.client("dynamodb")
+        create_table(dynamodb, "t")
+        dynamodb.put_item(TableName="t", Item=STORED)
+        update = {
+            "TableName": "t",
+            "Key": {"pk": {"S": "A"}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
+        }
+        with pytest.raises(ClientError) as refused:
+            dynamodb.transact_write_items(TransactItems=[{"Update": update}])
+        error = refused.value.response
+        reasons = error.get("CancellationReasons")
+        return error["Error"], reasons, stored_keys(dynamodb, "t")
+
+    # WHEN moto and the patched moto are asked for a transaction update DynamoDB refuses
+    moto_fixes.remove()
+    with mock_aws():
+        theirs = attempt()
+    with moto_fixes.patched(), mock_aws():
+        mine = attempt()
+
+    # THEN both refuse it alike, and change nothing
+    assert mine == theirs
+    assert mine[2] == ["A"]
+
+
 def test_transaction_update_keeps_binary_values_as_update_item_does(patched_moto: None) -> None:
     # GIVEN the same item, with a binary value at the top and one in a map, in t and in u
     dynamodb = boto3.client("dynamodb")
@@ -274,51 +395,82 @@ def test_transaction_update_keeps_binary_values_as_update_item_does(patched_moto
         )
 
 
-def test_transaction_parses_each_update_once_and_a_shared_condition_once(
+def test_a_batch_sharing_its_expressions_has_them_parsed_once(
     patched_moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
 
-    # GIVEN a count of the expressions moto parses while the backend runs a transaction
+    # GIVEN a count of the update expressions moto tokenizes and the conditions it lexes
     parsed: list[str] = []
-    inside = threading.Event()
-    make, parse = UpdateExpressionParser.make, ConditionExpressionParser.parse
-    transact = DynamoDBBackend.transact_write_items
+    tokenize = ExpressionTokenizer.make_list
+    lex = ConditionExpressionParser._lex_condition_expression
 
-    def counted_make(expression: str) -> Any:
-        if inside.is_set():
-            parsed.append("update")
-        return make(expression)
+    def counted_tokenize(expression: str) -> Any:
+        parsed.append("update")
+        return tokenize(expression)
 
-    def counted_parse(self: Any) -> Any:
-        if inside.is_set() and self.condition_expression:
-            parsed.append("condition")
-        return parse(self)
+    def counted_lex(self: Any) -> Any:
+        parsed.append("condition")
+        return lex(self)
 
-    def counted_transaction(self: Any, transact_items: Any) -> Any:
-        inside.set()
-        try:
-            return transact(self, transact_items)
-        finally:
-            inside.clear()
-
-    monkeypatch.setattr(UpdateExpressionParser, "make", staticmethod(counted_make))
-    monkeypatch.setattr(ConditionExpressionParser, "parse", counted_parse)
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", staticmethod(counted_tokenize))
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", counted_lex)
     dynamodb = boto3.client("dynamodb")
     create_table(dynamodb, "t")
+    first = len(parsed)
 
-    # WHEN one transaction claims 10 items, all with the same condition (the count undone
-    # here, before the fixture removes the fix: undone later, it would put the fix back)
-    with pytest.MonkeyPatch.context() as local:
-        local.setattr(DynamoDBBackend, "transact_write_items", counted_transaction)
-        dynamodb.transact_write_items(TransactItems=[claim("t", f"e{i}") for i in range(10)])
+    # WHEN one transaction claims 10 items with the same update and condition, as the
+    # publisher's batches do (a claim time of its own, so no earlier test parsed them)
+    batch = [claim("t", f"e{i}") for i in range(10)]
+    now = {"N": str(time.time())}
+    for operation in batch:
+        operation["Update"]["ExpressionAttributeValues"][":now"] = now
+    dynamodb.transact_write_items(TransactItems=batch)
 
-    # THEN each update is parsed once (moto would parse it again to apply it), and the shared
-    # condition once for the transaction (moto would parse it for each item)
-    assert parsed.count("update") == 10
-    assert parsed.count("condition") == 1
+    # THEN each is parsed once for the whole request; moto parses each for every item twice,
+    # to check the request and to apply it
+    assert parsed[first:].count("update") == 1
+    assert parsed[first:].count("condition") == 1
     assert len(dynamodb.scan(TableName="t")["Items"]) == 10
+
+
+def test_a_parsed_condition_is_kept_for_its_own_values_and_names(patched_moto: None) -> None:
+    dynamodb = boto3.client("dynamodb")
+    create_table(dynamodb, "t")
+    dynamodb.put_item(TableName="t", Item={"pk": {"S": "a"}, "n": {"N": "1"}})
+
+    def put_if(value: str) -> bool:
+        try:
+            dynamodb.put_item(
+                TableName="t",
+                Item={"pk": {"S": "a"}, "n": {"N": "1"}},
+                ConditionExpression="n = :v",
+                ExpressionAttributeValues={":v": {"N": value}},
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # WHEN the same condition comes with other values, THEN it is evaluated with those
+    assert [put_if("1"), put_if("2"), put_if("1")] == [True, False, True]
+    # AND a name or value the condition does not use is refused every time, not only the first
+    for _ in range(2):
+        with pytest.raises(ClientError, match="unused in expressions"):
+            dynamodb.put_item(
+                TableName="t",
+                Item={"pk": {"S": "a"}},
+                ConditionExpression="attribute_exists(#p)",
+                ExpressionAttributeNames={"#p": "pk", "#q": "n"},
+            )
+        with pytest.raises(ClientError, match="unused in expressions"):
+            dynamodb.update_item(
+                TableName="t",
+                Key={"pk": {"S": "a"}},
+                UpdateExpression="SET n = :one",
+                ConditionExpression="n = :one",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":two": {"N": "2"}},
+            )
 
 
 def test_patched_concurrent_transactions_lose_no_write(patched_moto_server: str) -> None:
