@@ -37,6 +37,11 @@ on the table's first query of that index, then updated by every write (PutItem, 
 and DeleteItem, which BatchWriteItem and transactions go through), so an index query visits
 only its own partition, as DynamoDB's does. PartiQL writes, which bypass those, drop the maps.
 
+**COUNT queries.** moto deep-copies every item of a query's page before filtering it, and for
+``Select=COUNT`` the handler then keeps only their number: a status check counting a backlog of
+a thousand unsent records copied all of them. A COUNT query counts the live items (filtering
+only reads them, under the lock).
+
 **SQS receives.** For every message a ReceiveMessage returns, moto checks the retention period
 by computing every attribute of the queue, twice, and three of them count the queue's messages,
 reading the clock for each message: a receive costs the square of the backlog, so a queue that
@@ -75,6 +80,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
+from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 
@@ -183,9 +189,10 @@ def _simple_update(
     table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves the item with,
-    or None where moto's own update must work it out (any other expression, a key or defined
-    attribute, a value not a plain string, number, boolean or null, a name or value missing,
-    a path named twice, a reserved word, an item near the size limit).
+    or None where moto's own update must work it out (any other expression, a key attribute,
+    a value not a plain string, number, boolean or null, or one moto refuses for an attribute
+    an index defines, a name or value missing, a path named twice, a reserved word, an item
+    near the size limit).
 
     moto applies such an update by deep-copying its parsed tree, running ten validating passes
     over it and executing it: most of a batch's cost, for a result this states directly.
@@ -195,16 +202,18 @@ def _simple_update(
         return None
     names = op.get("ExpressionAttributeNames") or {}
     values = op.get("ExpressionAttributeValues") or {}
-    defined = {table.hash_key_attr, table.range_key_attr, *(a["AttributeName"] for a in table.attr)}
-    if set(key) != {table.hash_key_attr, table.range_key_attr} - {None}:
+    table_keys = {table.hash_key_attr, table.range_key_attr} - {None}
+    if set(key) != table_keys:
         return None
+    defined = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
+    index_keys = set(table.attribute_keys)
     reserved = _reserved_words()
     resolved: list[tuple[str, dict[str, Any] | None]] = []
     size = 0
     for path, placeholder in actions:
         bare = path[0] != "#"
         name = (None if path.upper() in reserved else path) if bare else names.get(path)
-        if not isinstance(name, str) or name in defined:
+        if not isinstance(name, str) or name in table_keys:
             return None
         value = None if placeholder is None else values.get(placeholder)
         if placeholder is not None:
@@ -217,6 +226,8 @@ def _simple_update(
                 return None
             if kind == "NULL" and scalar is not True:
                 return None
+            if defined.get(name, kind) != kind or (name in index_keys and scalar == ""):
+                return None  # moto refuses a defined attribute's other type, an empty index key
             size += len(name) + len(str(scalar))
         resolved.append((name, value))
     if len({name for name, _ in resolved}) != len(resolved):
@@ -481,7 +492,41 @@ def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) 
     candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
     if candidates is None:
         return original(self, hash_key, *args, **kwargs)
+    if getattr(_counting, "active", False):
+        candidates = [_uncopied(item) for item in candidates]
     return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
+
+
+_counting = threading.local()
+"""``active`` while this thread answers a ``Select=COUNT`` Query."""
+
+
+class _Counted(Item):
+    """An item a COUNT query only counts (and filters): the live item, not a copy of it."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "_Counted":
+        return self
+
+
+def _uncopied(item: Item) -> Item:
+    counted = object.__new__(_Counted)
+    counted.__dict__ = item.__dict__  # the same attributes, read under the writes' lock
+    return counted
+
+
+def _count_query(self: DynamoHandler) -> Any:
+    """DynamoHandler.query, whose ``Select=COUNT`` answers count items without copying them.
+
+    moto's Table.query deep-copies every item of the page before filtering and projecting
+    it, then the handler keeps only their number: a status check counting a backlog of a
+    thousand unsent records copied all of them. A COUNT's items never leave the query, and
+    filtering and projecting only read them, so the live items are counted.
+    """
+    _counting.active = self.body.get("Select") == "COUNT"
+    try:
+        return _originals["DynamoHandler.query"](self)
+    finally:
+        _counting.active = False
 
 
 def _retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
@@ -594,11 +639,15 @@ def apply() -> None:
         replacements["make"] = classmethod(_parse_update)  # type: ignore[arg-type,assignment]
         for name, replacement in replacements.items():
             setattr(_TARGETS[name], name, replacement)
+        _originals["DynamoHandler.query"] = vars(DynamoHandler)["query"]
+        DynamoHandler.query = _count_query  # type: ignore[method-assign]
 
 
 def remove() -> None:
     """Restore moto's own methods (a no-op if the patch is not applied)."""
     with _LOCK:
+        if "DynamoHandler.query" in _originals:
+            DynamoHandler.query = _originals.pop("DynamoHandler.query")  # type: ignore[method-assign]
         for name, original in _originals.items():
             setattr(_TARGETS[name], name, original)
         _originals.clear()

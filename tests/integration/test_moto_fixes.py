@@ -75,6 +75,29 @@ def create_table(dynamodb: Any, name: str) -> str:
     return arn
 
 
+def create_indexed_table(dynamodb: Any, name: str) -> str:
+    """``create_table``'s table with a sparse index on ``unsent`` (S), as the outbox has."""
+    table = dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "unsent", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "unsent-index",
+                "KeySchema": [{"AttributeName": "unsent", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    arn: str = table["TableDescription"]["LatestStreamArn"]
+    return arn
+
+
 def trim_horizon(streams: Any, stream_arn: str) -> str:
     """An iterator from the start of the stream's one shard."""
     shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
@@ -260,6 +283,7 @@ STORED: dict[str, Any] = {
     "unsent": {"S": "yes"},
 }
 VALUES: dict[str, Any] = {
+    ":empty": {"S": ""},
     ":s": {"S": "new"},
     ":n": {"N": "-12.5"},
     ":t": {"BOOL": True},
@@ -274,6 +298,8 @@ SIMPLE = [
     "REMOVE gone, m",
     "set lowered = :s remove #unsent",
     "REMOVE #unsent SET z = :s, #text = :n",
+    "SET #unsent = :s",
+    "SET e = :empty",
 ]
 NOT_SIMPLE = [
     "SET a = if_not_exists(a, :s)",
@@ -295,7 +321,7 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
     dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
     iterators = {}
     for table in ("t", "u"):
-        iterators[table] = trim_horizon(streams, create_table(dynamodb, table))
+        iterators[table] = trim_horizon(streams, create_indexed_table(dynamodb, table))
         if exists:
             dynamodb.put_item(TableName=table, Item=STORED)
             page = streams.get_records(ShardIterator=iterators[table])
@@ -325,6 +351,19 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
         return list(item.items())
 
     assert stored("t") == stored("u")
+
+    def indexed(table: str) -> list[Any]:
+        return [
+            dynamodb.query(
+                TableName=table,
+                IndexName="unsent-index",
+                KeyConditionExpression="unsent = :u",
+                ExpressionAttributeValues={":u": {"S": value}},
+            )["Items"]
+            for value in ("yes", "new")
+        ]
+
+    assert indexed("t") == indexed("u")
     t_images, u_images = images(streams, iterators["t"]), images(streams, iterators["u"])
     assert t_images[-1] == u_images[-1]
     # AND a plain SET and REMOVE update is worked out directly; any other goes through moto's
@@ -337,6 +376,8 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
         ("SET pk = :s", {":s": {"S": "B"}}),
         ("SET a = :s, a = :n", {":s": {"S": "B"}, ":n": {"N": "1"}}),
         ("SET a = :s REMOVE a", {":s": {"S": "B"}}),
+        ("SET unsent = :n", {":n": {"N": "1"}}),
+        ("SET unsent = :empty", {":empty": {"S": ""}}),
         ("SET name = :s", {":s": {"S": "B"}}),
     ],
 )
@@ -345,7 +386,7 @@ def test_a_refused_transaction_update_is_refused_as_moto_refuses_it(
 ) -> None:
     def attempt() -> tuple[Any, Any, list[str]]:
         dynamodb = boto3.client("dynamodb")
-        create_table(dynamodb, "t")
+        create_indexed_table(dynamodb, "t")
         dynamodb.put_item(TableName="t", Item=STORED)
         update = {
             "TableName": "t",
@@ -955,3 +996,68 @@ def test_patched_sqs_answers_as_moto_does(aws_env: None) -> None:
         "ApproximateNumberOfMessages": str(BACKLOG - 10),
         "ApproximateNumberOfMessagesNotVisible": "6",
     }
+
+
+def count_story() -> tuple[list[Any], int]:
+    """COUNT queries of an index partition and a table partition, paged, filtered; and the
+    number of items moto deep-copied to answer them."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    dynamodb = boto3.client("dynamodb")
+    create_indexed_table(dynamodb, "t")
+    for i in range(120):
+        item = {"pk": {"S": f"p{i:03}"}, "n": {"N": str(i)}}
+        dynamodb.put_item(TableName="t", Item=item | ({"unsent": {"S": "u"}} if i % 3 else {}))
+    copies = 0
+    copy_item = Item.__deepcopy__
+
+    def counted(self: Any, memo: Any) -> Any:
+        nonlocal copies
+        copies += 1
+        return copy_item(self, memo)
+
+    answers = []
+    with pytest.MonkeyPatch.context() as local:
+        local.setattr(Item, "__deepcopy__", counted)
+        base = {"TableName": "t", "Select": "COUNT"}
+        by_unsent = base | {
+            "IndexName": "unsent-index",
+            "KeyConditionExpression": "unsent = :u",
+            "ExpressionAttributeValues": {":u": {"S": "u"}},
+        }
+        answers.append(dynamodb.query(**by_unsent))
+        page = dynamodb.query(**by_unsent, Limit=30)
+        answers += [page, dynamodb.query(**by_unsent, ExclusiveStartKey=page["LastEvaluatedKey"])]
+        filtered = by_unsent | {
+            "FilterExpression": "n > :low",
+            "ExpressionAttributeValues": {":u": {"S": "u"}, ":low": {"N": "60"}},
+        }
+        answers.append(dynamodb.query(**filtered))
+        answers.append(
+            dynamodb.query(
+                **base,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "p007"}},
+            )
+        )
+        # a query for the items themselves still gets copies of them
+        answers.append(dynamodb.query(**{k: v for k, v in by_unsent.items() if k != "Select"}))
+    for answer in answers:
+        answer.pop("ResponseMetadata")
+    return answers, copies
+
+
+def test_a_count_query_counts_the_live_items_and_answers_as_moto_does(aws_env: None) -> None:
+    # WHEN the same COUNT queries run on moto and on the patched moto
+    moto_fixes.remove()
+    with mock_aws():
+        theirs, their_copies = count_story()
+    with moto_fixes.patched(), mock_aws():
+        mine, my_copies = count_story()
+
+    # THEN the answers are the same (counts, pages, the filter's count)
+    assert mine == theirs
+    assert [a.get("Count") for a in mine[:5]] == [80, 30, 50, 40, 1]
+    # AND moto copied every counted item; the patched moto only the items a query returned
+    assert their_copies == 80 + 30 + 50 + 80 + 1 + 80
+    assert my_copies == 80
