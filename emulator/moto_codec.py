@@ -22,13 +22,15 @@ other value goes through moto's own code.
 
 import base64
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from botocore.model import Shape
 from moto.core.parse import UNDEFINED, JSONParser
 from moto.core.serialize import BaseJSONSerializer
+
+from emulator.patching import applied_while
 
 _Parse = Callable[[Any], Any]
 _LOCK = threading.Lock()
@@ -254,13 +256,6 @@ def remove() -> None:
         _compilers.clear()
 
 
-@contextmanager
-def patched() -> Iterator[None]:
+def patched() -> AbstractContextManager[None]:
     """Apply the patch for the duration of the block; leave it as found afterwards."""
-    already_applied = bool(_originals)
-    apply()
-    try:
-        yield
-    finally:
-        if not already_applied:
-            remove()
+    return applied_while(bool(_originals), apply, remove)

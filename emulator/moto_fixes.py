@@ -59,8 +59,8 @@ import re
 import threading
 import weakref
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -83,6 +83,8 @@ from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
+
+from emulator.patching import applied_while
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -656,13 +658,6 @@ def remove() -> None:
         _parse_update.cache_clear()
 
 
-@contextmanager
-def patched() -> Iterator[None]:
+def patched() -> AbstractContextManager[None]:
     """Apply the patch for the duration of the block; leave it as found afterwards."""
-    already_applied = bool(_originals)
-    apply()
-    try:
-        yield
-    finally:
-        if not already_applied:
-            remove()
+    return applied_while(bool(_originals), apply, remove)

@@ -21,6 +21,7 @@ from moto.core.serialize import AttributePicker, JSONSerializer, XFormedAttribut
 from moto.core.utils import get_service_model
 
 from emulator import moto_codec
+from tests.integration.moto_tables import create_ranged_table
 
 BINARY = b"\x00\xffbinary"
 ITEM: dict[str, Any] = {
@@ -254,14 +255,6 @@ def test_parsing_no_longer_walks_the_model_value_by_value(monkeypatch: pytest.Mo
     assert replaced[1] == own[1]
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-
 def dynamodb_answers() -> list[tuple[str, bytes]]:
     """The raw bodies moto's DynamoDB answers a story of item reads and writes with."""
     bodies: list[tuple[str, bytes]] = []
@@ -271,42 +264,31 @@ def dynamodb_answers() -> list[tuple[str, bytes]]:
 
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ranged_table(client)
         client.meta.events.register("before-parse.dynamodb.*", keep)  # after the dated answer
         key = {"pk": {"S": "p#1"}, "sk": {"N": "7"}}
-        client.put_item(TableName="t", Item=ITEM)
-        client.put_item(TableName="t", Item=dict(ITEM, sk={"N": "8"}), ReturnValues="ALL_OLD")
-        client.put_item(TableName="t", Item=ITEM, ReturnValues="ALL_OLD")
-        client.get_item(TableName="t", Key=key)
+        client.put_item(TableName="r", Item=ITEM)
+        client.put_item(TableName="r", Item=dict(ITEM, sk={"N": "8"}), ReturnValues="ALL_OLD")
+        client.put_item(TableName="r", Item=ITEM, ReturnValues="ALL_OLD")
+        client.get_item(TableName="r", Key=key)
         client.query(
-            TableName="t",
+            TableName="r",
             KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": "p#1"}},
             Limit=1,
         )
         client.query(
-            TableName="t",
+            TableName="r",
             KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": "p#1"}},
             ProjectionExpression="#n, blobs",
             ExpressionAttributeNames={"#n": "nested"},
         )
-        client.scan(TableName="t")
-        client.batch_get_item(RequestItems={"t": {"Keys": [key]}})
-        client.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": key}}])
+        client.scan(TableName="r")
+        client.batch_get_item(RequestItems={"r": {"Keys": [key]}})
+        client.transact_get_items(TransactItems=[{"Get": {"TableName": "r", "Key": key}}])
         client.update_item(
-            TableName="t",
+            TableName="r",
             Key=key,
             UpdateExpression="SET extra = :e REMOVE strings",
             ExpressionAttributeValues={":e": {"L": [{"NULL": True}, {"BS": [b"q"]}]}},
@@ -317,7 +299,7 @@ def dynamodb_answers() -> list[tuple[str, bytes]]:
                 TransactItems=[
                     {
                         "Put": {
-                            "TableName": "t",
+                            "TableName": "r",
                             "Item": ITEM,
                             "ConditionExpression": "attribute_not_exists(pk)",
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -327,7 +309,7 @@ def dynamodb_answers() -> list[tuple[str, bytes]]:
             )
         with pytest.raises(ClientError):
             client.put_item(
-                TableName="t",
+                TableName="r",
                 Item=ITEM,
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",

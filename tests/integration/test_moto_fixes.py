@@ -19,18 +19,9 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
 from emulator import moto_fixes
+from tests.integration.moto_tables import create_indexed_table, create_ranged_table, create_table
 
 CONDITION_FAILED = {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    # Without it botocore 1.44 sends DynamoDB Streams calls where mock_aws does not answer.
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
 @pytest.fixture
@@ -60,42 +51,6 @@ def patched_moto_server(aws_env: None) -> Iterator[str]:
         finally:
             requests.post(f"{endpoint}/moto-api/reset", timeout=10)
             server.stop()
-
-
-def create_table(dynamodb: Any, name: str) -> str:
-    """A table keyed by ``pk`` with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
-    table = dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    arn: str = table["TableDescription"]["LatestStreamArn"]
-    return arn
-
-
-def create_indexed_table(dynamodb: Any, name: str) -> str:
-    """``create_table``'s table with a sparse index on ``unsent`` (S), as the outbox has."""
-    table = dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "unsent", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "unsent-index",
-                "KeySchema": [{"AttributeName": "unsent", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    arn: str = table["TableDescription"]["LatestStreamArn"]
-    return arn
 
 
 def trim_horizon(streams: Any, stream_arn: str) -> str:
@@ -558,34 +513,6 @@ def test_patched_concurrent_transactions_lose_no_write(patched_moto_server: str)
 # -- Query ----------------------------------------------------------------------------------
 
 BIG_PARTITIONS, BIG_ROWS = 40, 50  # 2,000 items in other partitions
-
-
-def create_ranged_table(dynamodb: Any) -> None:
-    """``pk`` (S) and ``sk`` (N), with a sparse index on ``flag`` sorted by ``at``."""
-    dynamodb.create_table(
-        TableName="r",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-            {"AttributeName": "flag", "AttributeType": "S"},
-            {"AttributeName": "at", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "flagged",
-                "KeySchema": [
-                    {"AttributeName": "flag", "KeyType": "HASH"},
-                    {"AttributeName": "at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 def fill(dynamodb: Any, partitions: int, rows: int) -> None:
