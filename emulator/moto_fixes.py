@@ -37,10 +37,11 @@ on the table's first query of that index, then updated by every write (PutItem, 
 and DeleteItem, which BatchWriteItem and transactions go through), so an index query visits
 only its own partition, as DynamoDB's does. PartiQL writes, which bypass those, drop the maps.
 
-**COUNT queries.** moto deep-copies every item of a query's page before filtering it, and for
-``Select=COUNT`` the handler then keeps only their number: a status check counting a backlog of
-a thousand unsent records copied all of them. A COUNT query counts the live items (filtering
-only reads them, under the lock).
+**Query copies.** moto deep-copies every item of a query's page (up to 1 MB) before filtering
+it, so that a later write cannot change the answer, and for ``Select=COUNT`` the handler then
+keeps only their number: a status check counting a backlog of a thousand unsent records copied
+all of them. A Query is answered under the lock, from the live items, up to the handler's
+conversion of them into fresh dicts and lists.
 
 **SQS receives.** For every message a ReceiveMessage returns, moto checks the retention period
 by computing every attribute of the queue, twice, and three of them count the queue's messages,
@@ -494,41 +495,43 @@ def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) 
     candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
     if candidates is None:
         return original(self, hash_key, *args, **kwargs)
-    if getattr(_counting, "active", False):
+    if getattr(_answering, "active", False):
         candidates = [_uncopied(item) for item in candidates]
     return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
 
 
-_counting = threading.local()
-"""``active`` while this thread answers a ``Select=COUNT`` Query."""
+_answering = threading.local()
+"""``active`` while this thread answers a Query under the lock (``_locked_query``)."""
 
 
-class _Counted(Item):
-    """An item a COUNT query only counts (and filters): the live item, not a copy of it."""
+class _Live(Item):
+    """A live item as a query sees it: moto's deep copy of it is the item itself."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "_Counted":
+    def __deepcopy__(self, memo: dict[int, Any]) -> "_Live":
         return self
 
 
 def _uncopied(item: Item) -> Item:
-    counted = object.__new__(_Counted)
-    counted.__dict__ = item.__dict__  # the same attributes, read under the writes' lock
-    return counted
+    live = object.__new__(_Live)
+    live.__dict__ = item.__dict__  # the same attributes, read under the writes' lock
+    return live
 
 
-def _count_query(self: DynamoHandler) -> Any:
-    """DynamoHandler.query, whose ``Select=COUNT`` answers count items without copying them.
+@_locked
+def _locked_query(self: DynamoHandler) -> Any:
+    """DynamoHandler.query under the writes' lock, answering from the live items.
 
-    moto's Table.query deep-copies every item of the page before filtering and projecting
-    it, then the handler keeps only their number: a status check counting a backlog of a
-    thousand unsent records copied all of them. A COUNT's items never leave the query, and
-    filtering and projecting only read them, so the live items are counted.
+    moto's Table.query deep-copies every item of a page (up to 1 MB) so that a write made
+    after the query cannot change its answer. Under the lock, from the query to the handler's
+    conversion of the items into fresh dicts and lists (``DynamoResult``), no write runs, and
+    filtering and projecting only read items (a projection builds new ones): the copy is
+    not needed. A status check's ``COUNT`` of a thousand unsent records copied all of them.
     """
-    _counting.active = self.body.get("Select") == "COUNT"
+    _answering.active = True
     try:
         return _originals["DynamoHandler.query"](self)
     finally:
-        _counting.active = False
+        _answering.active = False
 
 
 def _retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
@@ -642,7 +645,7 @@ def apply() -> None:
         for name, replacement in replacements.items():
             setattr(_TARGETS[name], name, replacement)
         _originals["DynamoHandler.query"] = vars(DynamoHandler)["query"]
-        DynamoHandler.query = _count_query  # type: ignore[method-assign]
+        DynamoHandler.query = _locked_query  # type: ignore[method-assign]
 
 
 def remove() -> None:

@@ -926,8 +926,8 @@ def test_patched_sqs_answers_as_moto_does(aws_env: None) -> None:
 
 
 def count_story() -> tuple[list[Any], int]:
-    """COUNT queries of an index partition and a table partition, paged, filtered; and the
-    number of items moto deep-copied to answer them."""
+    """COUNT queries of an index partition and a table partition, paged, filtered, queries for
+    the items, paged and projected; and the number of items moto deep-copied to answer them."""
     from moto.dynamodb.models.dynamo_type import Item
 
     dynamodb = boto3.client("dynamodb")
@@ -967,24 +967,30 @@ def count_story() -> tuple[list[Any], int]:
                 ExpressionAttributeValues={":p": {"S": "p007"}},
             )
         )
-        # a query for the items themselves still gets copies of them
-        answers.append(dynamodb.query(**{k: v for k, v in by_unsent.items() if k != "Select"}))
+        # and queries for the items themselves, whole, paged and projected
+        by_unsent_items = {k: v for k, v in by_unsent.items() if k != "Select"}
+        page = dynamodb.query(**by_unsent_items, Limit=50)
+        answers += [
+            page,
+            dynamodb.query(**by_unsent_items, ExclusiveStartKey=page["LastEvaluatedKey"]),
+        ]
+        answers.append(dynamodb.query(**by_unsent_items, ProjectionExpression="n"))
     for answer in answers:
         answer.pop("ResponseMetadata")
     return answers, copies
 
 
-def test_a_count_query_counts_the_live_items_and_answers_as_moto_does(aws_env: None) -> None:
-    # WHEN the same COUNT queries run on moto and on the patched moto
+def test_a_query_answers_from_the_live_items_as_moto_answers(aws_env: None) -> None:
+    # WHEN the same queries run on moto and on the patched moto
     moto_fixes.remove()
     with mock_aws():
         theirs, their_copies = count_story()
     with moto_fixes.patched(), mock_aws():
         mine, my_copies = count_story()
 
-    # THEN the answers are the same (counts, pages, the filter's count)
+    # THEN the answers are the same (counts, pages, the filter's count, items, projections)
     assert mine == theirs
-    assert [a.get("Count") for a in mine[:5]] == [80, 30, 50, 40, 1]
-    # AND moto copied every counted item; the patched moto only the items a query returned
-    assert their_copies == 80 + 30 + 50 + 80 + 1 + 80
-    assert my_copies == 80
+    assert [a.get("Count") for a in mine] == [80, 30, 50, 40, 1, 50, 30, 80]
+    # AND moto copied every item it counted or returned; the patched moto none
+    assert their_copies == 80 + 30 + 50 + 80 + 1 + 50 + 30 + 80
+    assert my_copies == 0
