@@ -103,7 +103,7 @@ class _Compiler:
             if value is None:
                 return None
             parsed = map_type()
-            if len(value) == 1:  # the common case: one key, so no order to keep
+            if type(value) is dict and len(value) == 1:  # one key, so no order to keep
                 for key, raw in value.items():
                     member = by_key.get(key)
                     if member is not None and raw is not None:
@@ -205,8 +205,8 @@ _KNOWN = frozenset(_MEMBERS)
 
 
 def _attribute_map(value: Any) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise _Unusual
+    if type(value) is not dict or "" in value:
+        raise _Unusual  # moto's writer drops an empty attribute name's level: left to it
     return {key: _attribute_value(v) for key, v in value.items() if v is not None}
 
 

@@ -11,7 +11,8 @@ re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-th
 across the server's threads. The check works out the item each Update leaves, and the write
 stores it, so an update expression is applied once (its cost per item halved the publisher's
 batches), and an Update that creates an item streams one INSERT (moto's UpdateItem streams two:
-the bare key, then the item). An Update made only of ``SET name = :value`` and ``REMOVE name``
+the bare key, then the item); what that item's PutItem would refuse is refused before any
+write. An Update of a stored item made only of ``SET name = :value`` and ``REMOVE name``
 actions on plain attributes (the outbox's claims and mark-sents) is worked out directly: moto
 deep-copies its parsed tree and runs ten validating passes over it for each item, most of a
 batch's cost. Any other Update goes through moto's own update, on a copy of the item.
@@ -191,8 +192,9 @@ def _actions(expression: str) -> list[tuple[str, str | None]] | None:
 def _simple_update(
     table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves the item with,
-    or None where moto's own update must work it out (any other expression, a key attribute,
+    """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves a stored item
+    with, or None where moto's own update must work it out (an item not stored yet, any other
+    expression, a key attribute,
     a value not a plain string, number, boolean or null, or one moto refuses for an attribute
     an index defines, a name or value missing, a path named twice, a reserved word, an item
     near the size limit).
@@ -201,7 +203,7 @@ def _simple_update(
     over it and executing it: most of a batch's cost, for a result this states directly.
     """
     actions = _actions(op["UpdateExpression"])
-    if actions is None:
+    if actions is None or current is None:  # moto's update checks a new item's key and size
         return None
     names = op.get("ExpressionAttributeNames") or {}
     values = op.get("ExpressionAttributeValues") or {}
@@ -231,18 +233,13 @@ def _simple_update(
                 return None
             if defined.get(name, kind) != kind or (name in index_keys and scalar == ""):
                 return None  # moto refuses a defined attribute's other type, an empty index key
-            size += len(name) + len(str(scalar))
+            size += len(name.encode()) + len(str(scalar).encode())
         resolved.append((name, value))
     if len({name for name, _ in resolved}) != len(resolved):
         return None
-    if current is None:
-        attributes = {
-            name: key[name] for name in (table.hash_key_attr, table.range_key_attr) if name
-        }
-    else:
-        if current.size() + size > _SIMPLE_SIZE:
-            return None
-        attributes = current.to_json()["Attributes"]  # fresh dicts and lists: nothing shared
+    if current.size() + size > _SIMPLE_SIZE:
+        return None
+    attributes: dict[str, Any] = current.to_json()["Attributes"]  # fresh: nothing shared
     for name, value in resolved:
         if value is None:
             attributes.pop(name, None)
@@ -320,6 +317,8 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
                 result = _write(_sandbox(backend, table_name, current), op_type, op, key)
                 if op_type == "Update":  # to_json keeps binary values as the bytes moto keeps
                     result = result.to_json()["Attributes"]
+            if op_type == "Update":  # the write stores it with put_item: refuse what put_item
+                backend.get_table(table_name)._validate_key_sizes(result)  # would, before writing
             writes.append((op_type, op, key, result))
             reasons.append((None, None, None))
         except MockValidationException:
@@ -578,10 +577,10 @@ _conditions: "OrderedDict[str, tuple[Any, dict[str, Any]]]" = OrderedDict()
 def _parse_condition(self: ConditionExpressionParser) -> Any:
     """ConditionExpressionParser.parse, once per expression, names and values.
 
-    The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it.
-    What the parse leaves on the parser (the names and values it found, which moto's handlers
-    check for unused ones) is left again on a parser that finds it parsed, as fresh lists:
-    moto's callers extend them.
+    The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it,
+    and holds copies of the values, not the request's. The lists the parse leaves on the
+    parser (the names and values it found, which moto's handlers check for unused ones) are
+    left again on a parser that finds it parsed, as fresh lists: moto's callers extend them.
     """
     parts = (self.condition_expression, self.expression_attribute_names)
     key = repr((*parts, self.expression_attribute_values))
@@ -590,13 +589,22 @@ def _parse_condition(self: ConditionExpressionParser) -> Any:
         if parsed is not None:
             _conditions.move_to_end(key)
     if parsed is None:
-        parsed = (_originals["parse"](self), dict(vars(self)))
+        # parsed from a copy of the values: moto's SET stores a request's value objects in the
+        # item, and a later ADD changes them in place, which would change a kept condition
+        request_values = self.expression_attribute_values
+        self.expression_attribute_values = copy.deepcopy(request_values)
+        try:
+            condition = _originals["parse"](self)
+        finally:
+            self.expression_attribute_values = request_values
+        found = {name: value for name, value in vars(self).items() if isinstance(value, list)}
+        parsed = (condition, found)
         with _LOCK:
             _conditions[key] = parsed
             if len(_conditions) > _PARSED_KEPT:
                 _conditions.popitem(last=False)
     for name, value in parsed[1].items():
-        setattr(self, name, list(value) if isinstance(value, list) else value)
+        setattr(self, name, list(value))
     return parsed[0]
 
 

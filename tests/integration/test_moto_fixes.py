@@ -321,8 +321,9 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
     assert indexed("t") == indexed("u")
     t_images, u_images = images(streams, iterators["t"]), images(streams, iterators["u"])
     assert t_images[-1] == u_images[-1]
-    # AND a plain SET and REMOVE update is worked out directly; any other goes through moto's
-    assert sandboxed == (0 if expression in SIMPLE else 1)
+    # AND a plain SET and REMOVE update of a stored item is worked out directly; any other
+    # update, and any update of an item not stored yet, goes through moto's
+    assert sandboxed == (0 if expression in SIMPLE and exists else 1)
 
 
 @pytest.mark.parametrize(
@@ -365,6 +366,109 @@ def test_a_refused_transaction_update_is_refused_as_moto_refuses_it(
     # THEN both refuse it alike, and change nothing
     assert mine == theirs
     assert mine[2] == ["A"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "stored"),
+    [
+        ({"pk": {"N": "1"}}, {"S": "x"}, False),  # a key of the wrong type, for a new item
+        ({"pk": {"S": "new"}}, {"S": "x" * 410_000}, False),  # a new item over 400 KB
+        ({"pk": {"S": "A"}}, {"S": "€" * 140_000}, True),  # 140,000 characters, 420 KB
+    ],
+    ids=["key-type", "new-item-size", "stored-item-size"],
+)
+def test_a_transaction_whose_update_is_refused_writes_nothing_as_moto(
+    aws_env: None, key: dict[str, Any], value: dict[str, Any], stored: bool
+) -> None:
+    def attempt() -> tuple[str, list[str]]:
+        dynamodb = boto3.client("dynamodb")
+        create_indexed_table(dynamodb, "t")
+        if stored:
+            dynamodb.put_item(TableName="t", Item=STORED)
+        update = {
+            "TableName": "t",
+            "Key": key,
+            "UpdateExpression": "SET x = :v",
+            "ExpressionAttributeValues": {":v": value},
+        }
+        with pytest.raises(ClientError) as refused:
+            dynamodb.transact_write_items(
+                TransactItems=[put("t", "before"), {"Update": update}, put("t", "after")]
+            )
+        return refused.value.response["Error"]["Code"], stored_keys(dynamodb, "t")
+
+    # WHEN moto and the patched moto are asked for a transaction with an update DynamoDB refuses
+    moto_fixes.remove()
+    with mock_aws():
+        theirs = attempt()
+    with moto_fixes.patched(), mock_aws():
+        mine = attempt()
+
+    # THEN both refuse it alike and store none of the transaction's writes
+    assert mine == theirs
+    assert mine[1] == (["A"] if stored else [])
+
+
+def test_an_update_whose_item_put_would_refuse_is_refused_before_any_write(
+    patched_moto: None,
+) -> None:
+    # GIVEN a stored item, and an update of its index key to a value over the 2,048 bytes an
+    # index key may hold (moto's own UpdateItem takes it; the transaction stores with PutItem)
+    dynamodb = boto3.client("dynamodb")
+    create_indexed_table(dynamodb, "t")
+    dynamodb.put_item(TableName="t", Item=STORED)
+    update = {
+        "TableName": "t",
+        "Key": {"pk": {"S": "A"}},
+        "UpdateExpression": "SET unsent = :v",
+        "ExpressionAttributeValues": {":v": {"S": "u" * 3000}},
+    }
+
+    # WHEN a transaction puts an item, then makes that update
+    with pytest.raises(ClientError):
+        dynamodb.transact_write_items(TransactItems=[put("t", "before"), {"Update": update}])
+
+    # THEN it is refused before anything is written: the put is not stored either
+    assert stored_keys(dynamodb, "t") == ["A"]
+
+
+def test_a_kept_condition_does_not_change_when_a_stored_set_does(aws_env: None) -> None:
+    def story() -> list[str]:
+        dynamodb = boto3.client("dynamodb")
+        create_table(dynamodb, "t")
+        tag = {
+            "UpdateExpression": "SET tags = :t",
+            "ConditionExpression": "attribute_not_exists(tags) OR tags <> :t",
+            "ExpressionAttributeValues": {":t": {"SS": ["x"]}},
+        }
+        outcomes = []
+        for pk in ("a", "b"):
+            dynamodb.put_item(TableName="t", Item={"pk": {"S": pk}, "tags": {"SS": ["x"]}})
+        dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
+        dynamodb.update_item(TableName="t", Key={"pk": {"S": "a"}}, **tag)  # stores :t's set
+        dynamodb.update_item(
+            TableName="t",
+            Key={"pk": {"S": "a"}},
+            UpdateExpression="ADD tags :y",
+            ExpressionAttributeValues={":y": {"SS": ["z"]}},
+        )
+        try:
+            dynamodb.update_item(TableName="t", Key={"pk": {"S": "b"}}, **tag)
+            outcomes.append("updated")
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            outcomes.append("refused")
+        return outcomes
+
+    # WHEN a condition's set value is stored by an update, the stored set then grows, and the
+    # same condition is asked again of an item holding the original set
+    moto_fixes.remove()
+    with mock_aws():
+        theirs = story()
+    with moto_fixes.patched(), mock_aws():
+        mine = story()
+
+    # THEN the condition is what the request says, as in moto: the item's set equals it
+    assert mine == theirs == ["refused"]
 
 
 def test_transaction_update_keeps_binary_values_as_update_item_does(patched_moto: None) -> None:
