@@ -40,6 +40,7 @@ _DYNAMODB = frozenset({"dynamodb", "dynamodbstreams"})
 _ATTRIBUTE_VALUE = "AttributeValue"
 _MEMBERS = ("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL")
 """DynamoDB's AttributeValue members, in the model's order (the order moto writes them in)."""
+_KNOWN = frozenset(_MEMBERS)
 
 
 def _identity(value: Any) -> Any:
@@ -199,9 +200,6 @@ def _attribute_value(value: Any) -> dict[str, Any]:
                 raise _Unusual
             written[name] = member
     return written
-
-
-_KNOWN = frozenset(_MEMBERS)
 
 
 def _attribute_map(value: Any) -> dict[str, Any]:

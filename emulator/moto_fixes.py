@@ -272,6 +272,20 @@ def _sandbox(backend: DynamoDBBackend, table_name: str, current: Item | None) ->
     return sandbox
 
 
+def _updated(
+    backend: DynamoDBBackend, table_name: str, current: Item | None, key: Any, op: dict[str, Any]
+) -> dict[str, Any]:
+    """The attributes an Update leaves its item with; raises what the update, or the PutItem
+    the write stores them with, would raise."""
+    table = backend.get_table(table_name)
+    attributes = _simple_update(table, current, key, op)
+    if attributes is None:  # moto's update, on a copy; to_json keeps binaries as moto's bytes
+        updated = _write(_sandbox(backend, table_name, current), "Update", op, key)
+        attributes = updated.to_json()["Attributes"]
+    table._validate_key_sizes(attributes)  # before any write, not when the write refuses it
+    return attributes
+
+
 def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_Write]:
     """Validate every operation and evaluate every condition, changing nothing.
 
@@ -310,15 +324,10 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
                 if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
                     old_item = current.to_json()["Attributes"]
                 raise ConditionalCheckFailed(item=old_item)
-            result = None
             if op_type == "Update":
-                result = _simple_update(backend.get_table(table_name), current, key, op)
-            if result is None:
+                result = _updated(backend, table_name, current, key, op)
+            else:
                 result = _write(_sandbox(backend, table_name, current), op_type, op, key)
-                if op_type == "Update":  # to_json keeps binary values as the bytes moto keeps
-                    result = result.to_json()["Attributes"]
-            if op_type == "Update":  # the write stores it with put_item: refuse what put_item
-                backend.get_table(table_name)._validate_key_sizes(result)  # would, before writing
             writes.append((op_type, op, key, result))
             reasons.append((None, None, None))
         except MockValidationException:

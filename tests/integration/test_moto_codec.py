@@ -21,7 +21,7 @@ from moto.core.serialize import AttributePicker, JSONSerializer, XFormedAttribut
 from moto.core.utils import get_service_model
 
 from emulator import moto_codec
-from tests.integration.moto_tables import create_ranged_table
+from tests.integration.moto_helpers import counting, create_ranged_table
 
 BINARY = b"\x00\xffbinary"
 ITEM: dict[str, Any] = {
@@ -245,18 +245,12 @@ def test_parsing_no_longer_walks_the_model_value_by_value(monkeypatch: pytest.Mo
     # GIVEN a transaction of 25 items of 11 attributes each
     items = [{"Put": {"TableName": "t", "Item": dict(ITEM, pk={"S": f"p#{i}"})}} for i in range(25)]
     body = request_body("dynamodb", "TransactWriteItems", {"TransactItems": items})
-    walks = 0
-    walk = RequestParser._parse_shape
-
-    def counted(self: RequestParser, shape: Any, node: Any) -> Any:
-        nonlocal walks
-        walks += 1
-        return walk(self, shape, node)  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(RequestParser, "_parse_shape", counted)
+    walks = counting(monkeypatch, RequestParser, "_parse_shape")
 
     # WHEN moto's parser and the compiled one parse it
-    own, replaced = both(lambda: (walks, parse("dynamodb", "TransactWriteItems", body), walks))
+    own, replaced = both(
+        lambda: (len(walks), parse("dynamodb", "TransactWriteItems", body), len(walks))
+    )
 
     # THEN moto's looks up a handler for every value; the compiled one for none
     assert own[2] - own[0] > 25 * 11
@@ -371,19 +365,11 @@ def test_writing_no_longer_picks_each_member(monkeypatch: pytest.MonkeyPatch) ->
     # GIVEN a page of 50 items, of 11 attributes each
     operation = get_service_model("dynamodb").operation_model("Query")
     page = {"Items": [ITEM] * 50, "Count": 50, "ScannedCount": 50}
-    picks = 0
-    pick = AttributePicker.__call__
-
-    def counted(self: AttributePicker, context: Any) -> Any:
-        nonlocal picks
-        picks += 1
-        return pick(self, context)
-
-    monkeypatch.setattr(AttributePicker, "__call__", counted)
+    picks = counting(monkeypatch, AttributePicker, "__call__")
 
     def write() -> tuple[int, Any, int]:
         serializer = JSONSerializer(operation, value_picker=XFormedAttributePicker())
-        return picks, serializer.serialize(page)["body"], picks
+        return len(picks), serializer.serialize(page)["body"], len(picks)
 
     # WHEN moto's writer and the replacement write it
     own, replaced = both(write)

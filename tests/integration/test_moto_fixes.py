@@ -19,7 +19,13 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
 from emulator import moto_fixes
-from tests.integration.moto_tables import create_indexed_table, create_ranged_table, create_table
+from tests.integration.moto_helpers import (
+    counting,
+    create_indexed_table,
+    create_ranged_table,
+    create_table,
+    on_moto_then_patched,
+)
 
 CONDITION_FAILED = {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
 
@@ -281,15 +287,7 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
             dynamodb.put_item(TableName=table, Item=STORED)
             page = streams.get_records(ShardIterator=iterators[table])
             iterators[table] = page["NextShardIterator"]  # past the put
-    sandboxed = 0
-    sandbox = moto_fixes._sandbox
-
-    def counted(*args: Any) -> Any:
-        nonlocal sandboxed
-        sandboxed += 1
-        return sandbox(*args)
-
-    monkeypatch.setattr(moto_fixes, "_sandbox", counted)
+    sandboxed = counting(monkeypatch, moto_fixes, "_sandbox")
     names = {n: n[1:] for n in ("#unsent", "#text") if n in expression}
     values = {k: v for k, v in VALUES.items() if re.search(f"{k}\\b", expression)}
     update = {"Key": {"pk": {"S": "A"}}, "UpdateExpression": expression}
@@ -323,7 +321,7 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
     assert t_images[-1] == u_images[-1]
     # AND a plain SET and REMOVE update of a stored item is worked out directly; any other
     # update, and any update of an item not stored yet, goes through moto's
-    assert sandboxed == (0 if expression in SIMPLE and exists else 1)
+    assert len(sandboxed) == (0 if expression in SIMPLE and exists else 1)
 
 
 @pytest.mark.parametrize(
@@ -357,11 +355,7 @@ def test_a_refused_transaction_update_is_refused_as_moto_refuses_it(
         return error["Error"], reasons, stored_keys(dynamodb, "t")
 
     # WHEN moto and the patched moto are asked for a transaction update DynamoDB refuses
-    moto_fixes.remove()
-    with mock_aws():
-        theirs = attempt()
-    with moto_fixes.patched(), mock_aws():
-        mine = attempt()
+    theirs, mine = on_moto_then_patched(attempt)
 
     # THEN both refuse it alike, and change nothing
     assert mine == theirs
@@ -398,11 +392,7 @@ def test_a_transaction_whose_update_is_refused_writes_nothing_as_moto(
         return refused.value.response["Error"]["Code"], stored_keys(dynamodb, "t")
 
     # WHEN moto and the patched moto are asked for a transaction with an update DynamoDB refuses
-    moto_fixes.remove()
-    with mock_aws():
-        theirs = attempt()
-    with moto_fixes.patched(), mock_aws():
-        mine = attempt()
+    theirs, mine = on_moto_then_patched(attempt)
 
     # THEN both refuse it alike and store none of the transaction's writes
     assert mine == theirs
@@ -461,11 +451,7 @@ def test_a_kept_condition_does_not_change_when_a_stored_set_does(aws_env: None) 
 
     # WHEN a condition's set value is stored by an update, the stored set then grows, and the
     # same condition is asked again of an item holding the original set
-    moto_fixes.remove()
-    with mock_aws():
-        theirs = story()
-    with moto_fixes.patched(), mock_aws():
-        mine = story()
+    theirs, mine = on_moto_then_patched(story)
 
     # THEN the condition is what the request says, as in moto: the item's set equals it
     assert mine == theirs == ["refused"]
@@ -502,23 +488,11 @@ def test_a_batch_sharing_its_expressions_has_them_parsed_once(
     from moto.dynamodb.parsing.tokens import ExpressionTokenizer
 
     # GIVEN a count of the update expressions moto tokenizes and the conditions it lexes
-    parsed: list[str] = []
-    tokenize = ExpressionTokenizer.make_list
-    lex = ConditionExpressionParser._lex_condition_expression
-
-    def counted_tokenize(expression: str) -> Any:
-        parsed.append("update")
-        return tokenize(expression)
-
-    def counted_lex(self: Any) -> Any:
-        parsed.append("condition")
-        return lex(self)
-
-    monkeypatch.setattr(ExpressionTokenizer, "make_list", staticmethod(counted_tokenize))
-    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", counted_lex)
+    tokenized = counting(monkeypatch, ExpressionTokenizer, "make_list")
+    lexed = counting(monkeypatch, ConditionExpressionParser, "_lex_condition_expression")
     dynamodb = boto3.client("dynamodb")
     create_table(dynamodb, "t")
-    first = len(parsed)
+    first = len(tokenized), len(lexed)
 
     # WHEN one transaction claims 10 items with the same update and condition, as the
     # publisher's batches do (a claim time of its own, so no earlier test parsed them)
@@ -530,8 +504,8 @@ def test_a_batch_sharing_its_expressions_has_them_parsed_once(
 
     # THEN each is parsed once for the whole request; moto parses each for every item twice,
     # to check the request and to apply it
-    assert parsed[first:].count("update") == 1
-    assert parsed[first:].count("condition") == 1
+    assert len(tokenized) - first[0] == 1
+    assert len(lexed) - first[1] == 1
     assert len(dynamodb.scan(TableName="t")["Items"]) == 10
 
 
@@ -1017,11 +991,7 @@ def sqs_story() -> list[Any]:
 
 
 def test_patched_sqs_answers_as_moto_does(aws_env: None) -> None:
-    moto_fixes.remove()
-    with mock_aws():
-        unpatched = sqs_story()
-    with moto_fixes.patched(), mock_aws():
-        patched = sqs_story()
+    unpatched, patched = on_moto_then_patched(sqs_story)
     assert patched == unpatched
     assert unpatched[2] == {
         "ApproximateNumberOfMessages": str(BACKLOG - 10),
@@ -1039,17 +1009,9 @@ def count_story() -> tuple[list[Any], int]:
     for i in range(120):
         item = {"pk": {"S": f"p{i:03}"}, "n": {"N": str(i)}}
         dynamodb.put_item(TableName="t", Item=item | ({"unsent": {"S": "u"}} if i % 3 else {}))
-    copies = 0
-    copy_item = Item.__deepcopy__
-
-    def counted(self: Any, memo: Any) -> Any:
-        nonlocal copies
-        copies += 1
-        return copy_item(self, memo)
-
     answers = []
     with pytest.MonkeyPatch.context() as local:
-        local.setattr(Item, "__deepcopy__", counted)
+        copies = counting(local, Item, "__deepcopy__")
         base = {"TableName": "t", "Select": "COUNT"}
         by_unsent = base | {
             "IndexName": "unsent-index",
@@ -1081,16 +1043,12 @@ def count_story() -> tuple[list[Any], int]:
         answers.append(dynamodb.query(**by_unsent_items, ProjectionExpression="n"))
     for answer in answers:
         answer.pop("ResponseMetadata")
-    return answers, copies
+    return answers, len(copies)
 
 
 def test_a_query_answers_from_the_live_items_as_moto_answers(aws_env: None) -> None:
     # WHEN the same queries run on moto and on the patched moto
-    moto_fixes.remove()
-    with mock_aws():
-        theirs, their_copies = count_story()
-    with moto_fixes.patched(), mock_aws():
-        mine, my_copies = count_story()
+    (theirs, their_copies), (mine, my_copies) = on_moto_then_patched(count_story)
 
     # THEN the answers are the same (counts, pages, the filter's count, items, projections)
     assert mine == theirs

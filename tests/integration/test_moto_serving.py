@@ -7,7 +7,7 @@ backends when it stops.
 import http.client
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from emulator import moto_serving
+from tests.integration.moto_helpers import counting
 
 AUTH = (
     "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/dynamodb/aws4_request, "
@@ -173,18 +174,6 @@ def test_mended_server_answers_500_and_closes_when_the_application_fails(
 
 
 # -- the dispatch and the action lookup -----------------------------------------------------
-
-
-def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
-    calls: list[int] = []
-    original: Callable[..., Any] = getattr(module, name)
-
-    def counted(*args: Any) -> Any:
-        calls.append(1)
-        return original(*args)
-
-    monkeypatch.setattr(module, name, counted)
-    return calls
 
 
 def test_moto_lists_its_package_for_every_dispatch_and_the_mend_once_per_host(

@@ -1,6 +1,38 @@
-"""Tables the moto fix and codec tests create, in moto (mock_aws or a server)."""
+"""What the moto fix, codec and serving tests share: their tables, call counts, and a story
+run on moto, then on the patched moto."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+from moto import mock_aws
+
+from emulator import moto_fixes
+
+T = TypeVar("T")
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """A list that grows by one at each call of ``owner.name`` (a function or method)."""
+    calls: list[int] = []
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def on_moto_then_patched(story: Callable[[], T]) -> tuple[T, T]:
+    """``story()`` on moto's own code, then on moto with ``moto_fixes`` (each in a fresh moto)."""
+    moto_fixes.remove()
+    with mock_aws():
+        theirs = story()
+    with moto_fixes.patched(), mock_aws():
+        mine = story()
+    return theirs, mine
 
 
 def create_table(dynamodb: Any, name: str) -> str:
