@@ -97,3 +97,12 @@ def create_ranged_table(dynamodb: Any) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def trim_horizon(streams: Any, stream_arn: str) -> str:
+    """An iterator from the start of the stream's one shard."""
+    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator: str = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shards[0]["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return iterator

@@ -25,6 +25,7 @@ from tests.integration.moto_helpers import (
     create_ranged_table,
     create_table,
     on_moto_then_patched,
+    trim_horizon,
 )
 
 CONDITION_FAILED = {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
@@ -57,15 +58,6 @@ def patched_moto_server(aws_env: None) -> Iterator[str]:
         finally:
             requests.post(f"{endpoint}/moto-api/reset", timeout=10)
             server.stop()
-
-
-def trim_horizon(streams: Any, stream_arn: str) -> str:
-    """An iterator from the start of the stream's one shard."""
-    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
-    iterator: str = streams.get_shard_iterator(
-        StreamArn=stream_arn, ShardId=shards[0]["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    return iterator
 
 
 def read_stream(streams: Any, iterator: str) -> list[tuple[str, str]]:

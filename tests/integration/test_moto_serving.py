@@ -24,7 +24,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from emulator import moto_serving
-from tests.integration.moto_helpers import counting
+from tests.integration.moto_helpers import counting, create_table, trim_horizon
 
 AUTH = (
     "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/dynamodb/aws4_request, "
@@ -230,13 +230,7 @@ def stream_records(monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict[str, Any]
 
     runs = counting(monkeypatch, ResponseSerializer, "serialize")
     dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
-    arn = dynamodb.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]["LatestStreamArn"]
+    arn = create_table(dynamodb, "t")
     every_kind = {
         "pk": {"S": "a"},
         "n": {"N": "1.5"},
@@ -255,10 +249,7 @@ def stream_records(monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict[str, Any]
         ExpressionAttributeValues={":n": {"N": "2"}},
     )
     dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
+    iterator = trim_horizon(streams, arn)
     runs.clear()
     page = streams.get_records(ShardIterator=iterator, Limit=10)
     empty = streams.get_records(ShardIterator=page["NextShardIterator"])
@@ -311,19 +302,10 @@ def test_get_records_write_binary_values_as_dynamodb_does(
     try:
         with mock_aws():
             dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
-            arn = dynamodb.create_table(
-                TableName="t",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-            )["TableDescription"]["LatestStreamArn"]
+            arn = create_table(dynamodb, "t")
             item = {"pk": {"S": "a"}, "blob": {"B": b"\x00\x01"}, "m": {"M": {"b": {"B": b"\x02"}}}}
             dynamodb.put_item(TableName="t", Item=item)
-            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-            iterator = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator = trim_horizon(streams, arn)
             # WHEN the stream is read
             [record] = streams.get_records(ShardIterator=iterator)["Records"]
             stored = dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
