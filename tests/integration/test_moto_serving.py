@@ -4,16 +4,22 @@ Each test starts its own server on a free loopback port, in a thread, and resets
 backends when it stops.
 """
 
+import contextlib
 import http.client
+import io
 import json
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
 import pytest
 import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto.backends import list_of_moto_modules
 from moto.core import responses
 from moto.moto_server.werkzeug_app import (
@@ -32,6 +38,7 @@ AUTH = (
 )
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LOOKUP = "method_names_from_class"  # moto.core.responses imports it, without exporting it
+REQUEST_ID = "gen_amzn_requestid_long"  # the same
 LIST_TABLES = {
     "Content-Type": "application/x-amz-json-1.0",
     "X-Amz-Target": "DynamoDB_20120810.ListTables",
@@ -313,3 +320,184 @@ def test_get_records_write_binary_values_as_dynamodb_does(
         moto_serving.remove()
     # THEN the image holds the bytes written, as GetItem does
     assert record["dynamodb"]["NewImage"] == stored == item
+
+
+# -- Flask, the headers, the request id -------------------------------------------------------
+
+EPOCH = re.compile(rb"1[0-9]{9}(\.[0-9]+)?")  # a time in epoch seconds, in a body
+ISO_TIME = re.compile(rb"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z?")
+
+
+def answers_of_a_story(url: str) -> list[tuple[str, int, list[tuple[str, str]], bytes]]:
+    """Every answer moto gives to a story of DynamoDB, Streams, SQS and SNS calls, raw."""
+    seen: list[tuple[str, int, list[tuple[str, str]], bytes]] = []
+    requests.post(f"{url}/moto-api/seed?a=42", timeout=10)  # the same ids in every run
+
+    def record(http_response: Any, model: Any, **_: Any) -> None:
+        body = ISO_TIME.sub(b"T", EPOCH.sub(b"T", http_response.content))
+        headers = [(k, v) for k, v in http_response.raw.headers.items() if k not in BODY_SUMS]
+        seen.append((model.name, http_response.status_code, headers, body))
+
+    config = Config(retries={"max_attempts": 1})
+    clients = [boto3.client(s, endpoint_url=url, config=config) for s in SERVICES]
+    for client in clients:
+        client.meta.events.register("after-call", record)
+    dynamodb, streams, sqs, sns = clients
+    for call in story_calls(dynamodb, streams, sqs, sns):
+        with contextlib.suppress(ClientError):  # its answer is recorded all the same
+            call()
+    for target, body in [("DynamoDB_20120810.GetItem", b"{"), ("DynamoDB_20120810.Nope", b"{}")]:
+        headers = {**LIST_TABLES, "X-Amz-Target": target}
+        raw = requests.post(url, data=body, headers=headers, timeout=10)
+        seen.append((target, raw.status_code, list(raw.headers.items()), raw.content))
+    return seen
+
+
+SERVICES = ("dynamodb", "dynamodbstreams", "sqs", "sns")
+BODY_SUMS = ("x-amz-crc32", "Content-Length")  # of the body, whose times differ between runs
+
+
+def story_calls(dynamodb: Any, streams: Any, sqs: Any, sns: Any) -> list[Callable[[], Any]]:
+    key = {"pk": {"S": "a"}}
+    queue = "http://127.0.0.1/123456789012/q"
+    topic = "arn:aws:sns:us-east-1:123456789012:tp"
+    cancelled = [
+        {"Put": {"TableName": "t", "Item": key, "ConditionExpression": "attribute_not_exists(pk)"}}
+    ]
+    return [
+        lambda: create_table(dynamodb, "t"),
+        lambda: dynamodb.put_item(
+            TableName="t", Item={**key, "n": {"N": "1"}, "b": {"B": b"\x00"}}
+        ),
+        lambda: dynamodb.get_item(TableName="t", Key=key),
+        lambda: dynamodb.query(
+            TableName="t",
+            KeyConditionExpression="pk = :a",
+            ExpressionAttributeValues={":a": {"S": "a"}},
+        ),
+        lambda: dynamodb.put_item(
+            TableName="t", Item=key, ConditionExpression="attribute_not_exists(pk)"
+        ),
+        lambda: dynamodb.transact_write_items(TransactItems=cancelled),
+        lambda: dynamodb.get_item(TableName="missing", Key=key),
+        lambda: streams.list_streams(),
+        lambda: sqs.create_queue(QueueName="q"),
+        lambda: sqs.send_message(QueueUrl=queue, MessageBody="hello"),
+        lambda: sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10),
+        lambda: sqs.delete_message(QueueUrl=queue, ReceiptHandle="not-a-handle"),
+        lambda: sqs.get_queue_url(QueueName="missing"),
+        lambda: sns.create_topic(Name="tp"),
+        lambda: sns.subscribe(
+            TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:q"
+        ),
+        lambda: sns.publish(TopicArn=topic, Message="m"),
+        lambda: sns.publish(TopicArn=topic + "-missing", Message="m"),
+        lambda: sns.list_topics(),
+    ]
+
+
+def test_direct_answers_are_flasks_answers(
+    mended_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://{mended_server[0]}:{mended_server[1]}"
+    # GIVEN a story of calls answered through Flask, as moto's server answers them
+    with monkeypatch.context() as through_flask:
+        through_flask.setattr(moto_serving, "_direct_view", lambda app, environ: None)
+        flask = answers_of_a_story(url)
+    requests.post(f"{url}/moto-api/reset", timeout=10)
+    # WHEN the same story is answered by the mended server
+    views: list[Any] = []
+    find = moto_serving._direct_view
+
+    def found(*args: Any) -> Any:
+        views.append(find(*args))
+        return views[-1]
+
+    monkeypatch.setattr(moto_serving, "_direct_view", found)
+    direct = answers_of_a_story(url)
+    # THEN every call was answered directly, with the same status, headers and body, in order
+    assert len(views) == len(direct) + 1  # and the seed
+    assert None not in views
+    assert [a[:2] for a in direct] == [a[:2] for a in flask]
+    assert direct == flask
+    assert {a[1] for a in direct} == {200, 400, 404, 500}  # successes, errors, a failure
+
+
+HEAD = "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-amz-json-1.0\r\n"
+REQUESTS = [
+    HEAD + "\r\n",  # what botocore sends
+    HEAD + "X-Amz-Target: DynamoDB_20120810.ListTables\r\nx-amz-target: twice\r\n\r\n",
+    HEAD + "Empty:\r\nSpaces:  padded value  \r\nTab:\tv\r\nBare-LF: v\n\r\n",
+    HEAD + "Connection: close\r\n\r\n",
+    HEAD + "Connection: Keep-Alive\r\n\r\n",
+    HEAD + "Expect: 100-continue\r\n\r\n",
+    HEAD + "Folded: a\r\n  b\r\n\r\n",  # an obsolete continuation line
+    HEAD + "No colon here\r\n\r\n",
+    HEAD + "Bad Name: v\r\n\r\n",
+    HEAD + "From nobody\r\n\r\n",
+    HEAD + "Latin: caf\xe9\r\n\r\n",
+    HEAD + "".join(f"H{i}: v\r\n" for i in range(101)) + "\r\n",  # too many
+    HEAD + "Long: " + "x" * 70000 + "\r\n\r\n",
+    "POST / HTTP/1.0\r\nHost: h\r\n\r\n",
+    "POST //twice HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET /\r\n\r\n",
+    "POST / HTTP/2.0\r\n\r\n",
+    "POST / HTTP/1.1 extra\r\n\r\n",
+    "POST / HTTP/1.1",  # the connection ends in the headers
+]
+
+
+def parsed(parse: Callable[[Any], bool], raw: str) -> tuple[Any, ...]:
+    """What a parse of ``raw`` leaves on a handler: the request, the headers, what it wrote."""
+    handler = moto_serving.KeepAliveHandler.__new__(moto_serving.KeepAliveHandler)
+    handler.rfile, handler.wfile = io.BytesIO(raw.encode("latin-1")), io.BytesIO()
+    handler.client_address = ("127.0.0.1", 1)
+    handler.raw_requestline = handler.rfile.readline(65537)  # type: ignore[attr-defined]
+    handler.requestline, handler.request_version, handler.command = "", "", ""
+    ok = parse(handler)
+    headers = getattr(handler, "headers", None)
+    written = re.sub(rb"Date: [^\r]*", b"Date: -", handler.wfile.getvalue())
+    state = (handler.command, handler.path if ok else None, handler.request_version)
+    items = None if headers is None else headers.items()
+    return ok, state, handler.close_connection, items, written
+
+
+@pytest.mark.parametrize("raw", REQUESTS, ids=range(len(REQUESTS)))
+def test_mended_parse_of_a_request_is_http_servers(raw: str) -> None:
+    # GIVEN a request as it arrives, plain or not
+    # WHEN the mended handler parses it, and http.server's own parse does
+    mine = parsed(moto_serving.KeepAliveHandler.parse_request, raw)
+    theirs = parsed(BaseHTTPRequestHandler.parse_request, raw)
+    # THEN both leave the same request, headers, connection state and written answer
+    assert mine == theirs
+
+
+def test_request_id_is_drawn_in_one_call_from_motos_seedable_random(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.moto_api._internal import mock_random
+    from moto.utilities.aws_headers import gen_amzn_requestid_long
+
+    # GIVEN moto's random, counted
+    picks = counting(monkeypatch, mock_random, "choice")
+    draws = counting(monkeypatch, mock_random, "choices")
+    # WHEN moto makes a request id, and the mend makes two from the same seed
+    theirs = gen_amzn_requestid_long()
+    headers: dict[str, Any] = {}
+    mock_random.seed(7)
+    mine = moto_serving._request_id(headers)
+    mock_random.seed(7)
+    again = moto_serving._request_id()
+    # THEN both are 52 letters and digits; moto picked 52 times, the mend drew once per id
+    assert re.fullmatch("[A-Za-z0-9]{52}", theirs)
+    assert re.fullmatch("[A-Za-z0-9]{52}", mine)
+    assert (len(picks), len(draws)) == (52, 2)
+    # AND the seed still decides the id, and the answer's headers carry it
+    assert again == mine == headers["x-amzn-requestid"]
+    # AND apply() puts it where moto's answers take their id from, and remove() puts back moto's
+    moto_serving.apply()
+    try:
+        assert getattr(responses, REQUEST_ID) is moto_serving._request_id
+    finally:
+        moto_serving.remove()
+    assert getattr(responses, REQUEST_ID) is gen_amzn_requestid_long
