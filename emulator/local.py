@@ -24,6 +24,7 @@ from emulator.control import CONTROL_PORT_OFFSET, ControlServer, LocalConsumers
 from emulator.moto_env import EMULATOR_ENVIRONMENT, REGION, use_emulator
 from emulator.runner import ClientFactory, EventSourceRunner
 from emulator.template import ROOT
+from emulator.wake import WakeListener
 from functions import names
 from functions.settings import VARIABLES as settings_variables
 
@@ -94,6 +95,7 @@ class Emulator:
         self.runner: EventSourceRunner | None = None
         self._control_port = aws_port + CONTROL_PORT_OFFSET
         self.control: ControlServer | None = None
+        self.wake: WakeListener | None = None
 
     def start(self) -> None:
         from functions import aws, settings
@@ -113,8 +115,13 @@ class Emulator:
         self.control = ControlServer(LocalConsumers(self.runner), self._control_port)
         self.control.start()
         logger.info("control API on %s", self.control.url)
+        self.wake = WakeListener(self._control_port, self.runner.wake_streams)
+        if self.wake.start():
+            logger.info("routes' writes wake the stream pollers (UDP port %d)", self._control_port)
 
     def stop(self) -> None:
+        if self.wake is not None:
+            self.wake.stop()
         if self.control is not None:
             self.control.stop()
         if self.runner is not None:

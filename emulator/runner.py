@@ -479,6 +479,7 @@ class EventSourceRunner:
         if not set(sqs_concurrency) <= queues:
             raise ValueError(f"concurrency for {sorted(set(sqs_concurrency) - queues)}: not queues")
         self._stop = threading.Event()
+        self._shard_wakes: list[threading.Event] = []
         self._threads: list[threading.Thread] = []
         self._interval = 0.05
         self._long_poll = LONG_POLL_SECONDS
@@ -534,10 +535,12 @@ class EventSourceRunner:
         """Poll every source on its own thread(s) until ``stop()``, as Lambda's pollers do.
 
         A stream shard: one thread, one batch at a time, in order; idle, it looks again after
-        ``interval`` seconds. A queue: one receiver long-polling (``long_poll`` seconds) while
-        fewer than the source's ``concurrency`` batches are in flight, each batch delivered on
-        a thread of its own pool. The schedules: one thread, so a long scheduled run (a
-        catch-up) holds up no delivery; on AWS they are separate functions too.
+        ``interval`` seconds, or as soon as a queue's batch has been handled (its handler may
+        have written an outbox record, which need not wait for the next look). A queue: one
+        receiver long-polling (``long_poll`` seconds) while fewer than the source's
+        ``concurrency`` batches are in flight, each batch delivered on a thread of its own pool.
+        The schedules: one thread, so a long scheduled run (a catch-up) holds up no delivery; on
+        AWS they are separate functions too.
         """
         if self._threads:
             raise RuntimeError("the runner is already started")
@@ -567,17 +570,26 @@ class EventSourceRunner:
             self._stop.wait(self._interval)
 
     def _shard_loop(self, source: StreamSource, interval: float) -> Callable[[], None]:
+        wake = threading.Event()
+        self._shard_wakes.append(wake)
+
         def loop() -> None:
             while not self._stop.is_set():
+                wake.clear()  # a write from here on is read by the poll after this one
                 try:
                     busy = 0 if source.paused else source.poll()
                 except Exception:
                     logger.exception("%s: polling the stream failed; retrying", source.name)
                     busy = 0
                 if not busy:
-                    self._stop.wait(interval)
+                    wake.wait(interval)
 
         return loop
+
+    def wake_streams(self) -> None:
+        """Have every idle stream shard look for records now, not at the end of its wait."""
+        for wake in self._shard_wakes:
+            wake.set()
 
     def _queue_loop(self, source: SqsSource, interval: float, wait: int) -> Callable[[], None]:
         """A queue's receiver: up to ``source.concurrency`` batches in flight, never more."""
@@ -589,6 +601,7 @@ class EventSourceRunner:
             except Exception:
                 logger.exception("%s: settling a batch failed", source.name)
             finally:
+                self.wake_streams()
                 slots.release()
 
         def receive() -> list[dict[str, Any]]:
@@ -620,8 +633,9 @@ class EventSourceRunner:
     def stop(self) -> None:
         """Stop every poller; batches in flight finish first (a receive ends its long poll)."""
         self._stop.set()
+        self.wake_streams()
         for thread in self._threads:
             thread.join(timeout=self._long_poll + 30)
             if thread.is_alive():
                 logger.error("event-source runner: %s did not stop", thread.name)
-        self._threads = []
+        self._threads, self._shard_wakes = [], []

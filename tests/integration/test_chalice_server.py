@@ -5,17 +5,22 @@ A browser drops requests it no longer needs; under plain ``chalice local`` each 
 no-traceback check. ``emulator.chalice_server`` (what ``make dev`` runs) takes it calmly.
 """
 
+import os
 import socket
 import struct
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from emulator.control import CONTROL_PORT_OFFSET
 from emulator.local import free_port, wait_for_http
 from emulator.template import ROOT
+from emulator.wake import WakeListener
 
 DROPS = 10
 SERVERS = {
@@ -66,3 +71,43 @@ def test_a_dropped_connection_prints_no_traceback(name: str) -> None:
     else:
         assert "Traceback" not in stderr, stderr[-2000:]
         assert stderr.count('"GET / HTTP/1.1" 200') >= 1
+
+
+def test_a_request_that_may_write_wakes_the_runner_and_a_read_does_not() -> None:
+    # GIVEN a wake listener at the port `make dev`'s runner would use, and the server told so
+    rung: list[int] = []
+    listener_port = free_port()
+    listener = WakeListener(listener_port, lambda: rung.append(1))
+    assert listener.start()
+    port = free_port()
+    environment = {**os.environ, "AWS_PORT": str(listener_port - CONTROL_PORT_OFFSET)}
+    server = subprocess.Popen(  # noqa: S603 (our interpreter, fixed arguments)
+        [*SERVERS["emulator.chalice_server"], "--stage", "local", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", timeout=120)
+        # WHEN it serves reads, then a write (refused as invalid: a write all the same)
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+                assert page.status == 200
+        time.sleep(0.5)
+        reads = len(rung)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/posts", b"{}", method="POST")
+        request.add_header("Content-Type", "application/json")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)  # noqa: S310 (loopback)
+        assert refused.value.code == 422
+        deadline = time.monotonic() + 10
+        while not rung and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+        listener.stop()
+    # THEN the reads woke nothing and the write woke the runner once
+    assert reads == 0
+    assert rung == [1]

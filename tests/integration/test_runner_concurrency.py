@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 import pytest
 from chalice.app import Blueprint, Chalice, DynamoDBEvent, SQSEvent
 
+from emulator import wake
+from emulator.local import free_port
 from emulator.runner import DEFAULT_SQS_CONCURRENCY, EventSourceRunner
 from emulator.stack import Stack
+from emulator.wake import WakeListener
 from functions import aws, names
 from functions.dynamo import to_item
 from tests.helpers import PREFIX, queue_url
@@ -173,3 +176,67 @@ def test_stop_leaves_no_runner_thread_behind(probe: EventSourceRunner) -> None:
     assert runner_threads()
     probe.stop()
     assert runner_threads() == []
+
+
+# -- a write, by a queue's handler or a route, is read without waiting for the next look ----
+
+read: list[str] = []
+writes = Blueprint(__name__)
+
+
+@writes.on_sqs_message(queue=names.queue(PREFIX, "moderation"), batch_size=1, name="writer")
+def on_write(event: SQSEvent) -> None:
+    table = names.resource(PREFIX, names.OUTBOX_TABLE)
+    for record in event:
+        aws.client("dynamodb").put_item(TableName=table, Item=to_item({"event_id": record.body}))
+
+
+@writes.on_dynamodb_record(
+    stream_arn=f"arn:aws:dynamodb:us-east-1:1:table/{PREFIX}-outbox/stream/x",
+    starting_position="TRIM_HORIZON",
+    name="reader",
+)
+def on_read(event: DynamoDBEvent) -> None:
+    read.extend(record.keys["event_id"]["S"] for record in event)
+
+
+def test_a_shard_looks_again_as_soon_as_a_queues_handler_has_written(deployed: Stack) -> None:
+    # GIVEN a runner whose idle shard looks again only every 60 s, started on an empty stream
+    read.clear()
+    app = Chalice("wake-probe")
+    app.register_blueprint(writes)
+    runner = EventSourceRunner(app, aws.client, "us-east-1")
+    runner.start(interval=60)
+    try:
+        time.sleep(0.5)  # the shard's first look has found nothing
+        # WHEN a message arrives whose handler writes an outbox record
+        url = queue_url(names.queue(PREFIX, "moderation"))
+        aws.client("sqs").send_message(QueueUrl=url, MessageBody="written")
+        # THEN the shard delivers it long before its next look
+        wait_until(lambda: read == ["written"], "the record read within 30 s, not 60")
+    finally:
+        runner.stop()
+    assert runner_threads() == []
+
+
+def test_a_shard_looks_again_as_soon_as_a_route_has_written(deployed: Stack) -> None:
+    # GIVEN a runner whose idle shard looks again only every 60 s, woken by a listener
+    read.clear()
+    app = Chalice("wake-probe")
+    app.register_blueprint(writes)
+    runner = EventSourceRunner(app, aws.client, "us-east-1")
+    port = free_port()
+    listener = WakeListener(port, runner.wake_streams)
+    assert listener.start()
+    runner.start(interval=60)
+    try:
+        time.sleep(0.5)  # the shard's first look has found nothing
+        # WHEN a write is made outside the runner (as chalice local does) and rings
+        table = names.resource(PREFIX, names.OUTBOX_TABLE)
+        aws.client("dynamodb").put_item(TableName=table, Item=to_item({"event_id": "routed"}))
+        wake.ring(port)
+        # THEN the shard delivers it long before its next look
+        wait_until(lambda: read == ["routed"], "the record read within 30 s, not 60")
+    finally:
+        runner.stop()
+        listener.stop()
