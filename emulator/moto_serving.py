@@ -1,8 +1,8 @@
 """moto's server, fit to carry a stack's load: kept-alive connections and a cached dispatch.
 
 Every AWS call of the local stack goes through moto's threaded server, so its cost per request
-is the floor under the stack's latency and the ceiling on its throughput. These of its costs
-are not AWS's and are mended here (see tests/integration/test_moto_serving.py):
+is the floor under the stack's latency and the ceiling on its throughput. The costs below are
+not AWS's and are mended here (see tests/integration/test_moto_serving.py):
 
 **A connection and a thread per request.** Werkzeug's development server answers every request
 with ``Connection: close``: each AWS call opens a TCP connection, and the server starts a thread
@@ -25,12 +25,14 @@ through its generic response serializer, which walks the API model for every att
 about 2 ms a record, so the stream read was the dearest call of a write's path and its cost
 grew with the batch. ``apply()`` writes the records as JSON directly, with moto's DynamoDB
 encoder (the record's time as epoch seconds, binary values base64-encoded once).
+
 **Flask, for every call.** Every request went through Flask: a request and an application
 context pushed and popped, the URL matched, signals sent, the response processed by
 flask-cors. For a ``POST`` without an ``Origin`` (every call botocore makes), all of that
 changes nothing but one header, ``Access-Control-Allow-Origin: *``. ``_answer`` runs such a
-request's view directly, as moto's view function would, and adds that header; anything else
-(another method, a browser's cross-origin call) still goes through Flask.
+request's view directly, as moto's view function would, and adds that header where flask-cors
+would; anything else (another method, a browser's cross-origin call, moto's own dashboard,
+whose templates need Flask's application context) still goes through Flask.
 
 **The request's headers.** ``http.client.parse_headers`` runs every header block through the
 email package's feed parser. ``KeepAliveHandler.parse_request`` reads plain ``Name: value``
@@ -40,7 +42,7 @@ package, and any request line but ``METHOD /path HTTP/1.1`` through http.server'
 **The request id.** moto draws each request's 52-character id one character at a time from its
 seedable random; ``apply()`` draws the 52 in one call from the same random and alphabet.
 
-Together these took about a quarter off moto's cost for a small call (0.9 to 0.7 ms of CPU
+Together these took about a quarter off moto's cost for a small call (0.78 to 0.61 ms of CPU
 for a ``GetItem``; ``benchmarks/PROFILE.md`` §8).
 """
 
@@ -79,6 +81,7 @@ _REQUEST_ID = "gen_amzn_requestid_long"  # the same
 _ALPHABET = string.ascii_letters + string.digits
 _FRAMING = ("content-length", "connection", "transfer-encoding")
 _originals: dict[str, Any] = {}
+_ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 _MAXLINE, _MAXHEADERS = http.client._MAXLINE, http.client._MAXHEADERS  # type: ignore[attr-defined]
 # A header line the email package would store as it is: a token, a colon, no fold, no defect.
 _PLAIN_HEADER = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r?\n\Z")
@@ -200,11 +203,13 @@ def _answer(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str
 
     The direct path finds the view Flask would (the backend's URL map), runs what moto's view
     runs (``convert_to_flask_response``), builds the same response, and adds the one header
-    flask-cors adds to a request without an ``Origin``.
+    flask-cors adds to a request without an ``Origin`` (when moto installed it, and unless the
+    answer has it already, as flask-cors does).
     """
-    view = _direct_view(app, environ) if isinstance(app, DomainDispatcherApplication) else None
-    if view is None:
+    found = _direct_view(app, environ) if isinstance(app, DomainDispatcherApplication) else None
+    if found is None:
         return _call(app, environ)
+    view, cors = found
     request = BackendRequest(environ)
     try:
         recorder._record_request(request)
@@ -218,13 +223,14 @@ def _answer(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str
     else:
         status, headers, content = result if len(result) == 3 else (200, {}, result)
         response = Response(response=content, status=status, headers=headers)
-    response.headers.add("Access-Control-Allow-Origin", "*")
+    if cors and not response.headers.get(_ALLOW_ORIGIN):
+        response.headers.add(_ALLOW_ORIGIN, "*")
     return _call(response, environ)
 
 
 def _direct_view(
     dispatcher: DomainDispatcherApplication, environ: dict[str, Any]
-) -> convert_to_flask_response | None:
+) -> tuple[convert_to_flask_response, bool] | None:
     if (
         environ.get("REQUEST_METHOD") != "POST"
         or "HTTP_ORIGIN" in environ
@@ -235,14 +241,22 @@ def _direct_view(
 
 
 @functools.lru_cache(maxsize=1024)
-def _view(app: Flask, path: str) -> convert_to_flask_response | None:
-    """The view Flask would run for a POST to ``path`` (moto's rules match on path alone)."""
+def _view(app: Flask, path: str) -> tuple[convert_to_flask_response, bool] | None:
+    """The view Flask would run for a POST to ``path`` (moto's rules match on path alone), and
+    whether flask-cors would process its answer; ``None`` where only Flask will do."""
+    if getattr(app, "service", None) == "moto_api":  # its dashboard renders Flask templates
+        return None
     try:
         endpoint, _ = app.url_map.bind("moto").match(path, method="POST")
     except HTTPException:  # no rule, or a redirect: Flask's answer
         return None
     view = app.view_functions.get(endpoint)
-    return view if isinstance(view, convert_to_flask_response) else None
+    if not isinstance(view, convert_to_flask_response):
+        return None
+    hooks = [hook.__name__ for hook in app.after_request_funcs.get(None, [])]
+    if app.before_request_funcs or hooks not in ([], ["cors_after_request"]):
+        return None  # a hook the direct path would not run
+    return view, bool(hooks)
 
 
 def server(host: str, port: int) -> BaseWSGIServer:
@@ -272,7 +286,8 @@ def _request_id(headers: dict[str, Any] | None = None) -> str:
 
 
 def apply() -> None:
-    """Cache moto's dispatch and action lookup; write stream records directly (idempotent)."""
+    """Cache moto's dispatch and action lookup, write stream records directly, draw request ids
+    in one call (idempotent). The handler (``KeepAliveHandler``) does the rest."""
     if _originals:
         return
     _originals["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host

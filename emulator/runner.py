@@ -574,8 +574,10 @@ class EventSourceRunner:
         self._shard_wakes.append(wake)
 
         def loop() -> None:
-            while not self._stop.is_set():
+            while True:
                 wake.clear()  # a write from here on is read by the poll after this one
+                if self._stop.is_set():  # after the clear: stop()'s own wake is not lost
+                    return
                 try:
                     busy = 0 if source.paused else source.poll()
                 except Exception:

@@ -8,8 +8,9 @@ local``'s process, so after every request that may write (any method but ``GET``
 ``OPTIONS``) that process sends one UDP datagram to the emulator's process, at the control
 API's port number, and the shards look at once.
 
-Only when to look changes, never what is read: a datagram lost, or sent while nothing listens,
-costs the wait it would have saved, and the shard still looks every ``interval``. On AWS
+Only when to look changes, never which records are read or their order (a shard that looks
+sooner may take smaller batches): a datagram lost, or sent while nothing listens, costs the
+wait it would have saved, and the shard still looks every ``interval``. On AWS
 nothing of this exists: Lambda's pollers look at each shard about four times a second.
 """
 

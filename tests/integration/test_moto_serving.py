@@ -350,6 +350,8 @@ def answers_of_a_story(url: str) -> list[tuple[str, int, list[tuple[str, str]], 
         headers = {**LIST_TABLES, "X-Amz-Target": target}
         raw = requests.post(url, data=body, headers=headers, timeout=10)
         seen.append((target, raw.status_code, list(raw.headers.items()), raw.content))
+    dashboard = requests.post(f"{url}/moto-api/", timeout=10)  # a Flask template
+    seen.append(("dashboard", dashboard.status_code, [], dashboard.content[:100]))
     return seen
 
 
@@ -415,12 +417,13 @@ def test_direct_answers_are_flasks_answers(
 
     monkeypatch.setattr(moto_serving, "_direct_view", found)
     direct = answers_of_a_story(url)
-    # THEN every call was answered directly, with the same status, headers and body, in order
-    assert len(views) == len(direct) + 1  # and the seed
-    assert None not in views
+    # THEN every AWS call was answered directly, moto's own API through Flask
+    assert [view is not None for view in views] == [False] + [True] * (len(direct) - 1) + [False]
+    # AND with the same status, headers and body, in order
     assert [a[:2] for a in direct] == [a[:2] for a in flask]
     assert direct == flask
     assert {a[1] for a in direct} == {200, 400, 404, 500}  # successes, errors, a failure
+    assert direct[-1][1] == 200
 
 
 HEAD = "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-amz-json-1.0\r\n"
@@ -501,3 +504,24 @@ def test_request_id_is_drawn_in_one_call_from_motos_seedable_random(
     finally:
         moto_serving.remove()
     assert getattr(responses, REQUEST_ID) is gen_amzn_requestid_long
+
+
+def test_the_direct_path_runs_flask_cors_where_moto_installed_it_and_no_unknown_hook(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.moto_server import werkzeug_app
+
+    # GIVEN DynamoDB's Flask app as moto builds it: with flask-cors, then without, then hooked
+    with_cors = create_backend_app("dynamodb")
+    monkeypatch.setattr(werkzeug_app, "DISABLE_GLOBAL_CORS", True)
+    without_cors = create_backend_app("dynamodb")
+    hooked = create_backend_app("dynamodb")
+    hooked.before_request(lambda: None)
+    # WHEN the direct path looks for the view of a POST to /
+    # THEN it adds the CORS header only where flask-cors runs, and leaves a hooked app to Flask
+    cors = moto_serving._view(with_cors, "/")
+    no_cors = moto_serving._view(without_cors, "/")
+    assert cors is not None
+    assert no_cors is not None
+    assert (cors[1], no_cors[1]) == (True, False)
+    assert moto_serving._view(hooked, "/") is None

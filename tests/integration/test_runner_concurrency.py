@@ -200,15 +200,33 @@ def on_read(event: DynamoDBEvent) -> None:
     read.extend(record.keys["event_id"]["S"] for record in event)
 
 
-def test_a_shard_looks_again_as_soon_as_a_queues_handler_has_written(deployed: Stack) -> None:
+def first_look(runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once the reader's shard has finished its first poll."""
+    source = runner.sources["reader"]
+    looked, poll = threading.Event(), source.poll
+
+    def counted() -> int:
+        try:
+            return poll()
+        finally:
+            looked.set()
+
+    monkeypatch.setattr(source, "poll", counted)
+    return looked
+
+
+def test_a_shard_looks_again_as_soon_as_a_queues_handler_has_written(
+    deployed: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN a runner whose idle shard looks again only every 60 s, started on an empty stream
     read.clear()
     app = Chalice("wake-probe")
     app.register_blueprint(writes)
     runner = EventSourceRunner(app, aws.client, "us-east-1")
+    looked = first_look(runner, monkeypatch)
     runner.start(interval=60)
     try:
-        time.sleep(0.5)  # the shard's first look has found nothing
+        assert looked.wait(WAIT)  # the shard's first look has found nothing: it waits 60 s
         # WHEN a message arrives whose handler writes an outbox record
         url = queue_url(names.queue(PREFIX, "moderation"))
         aws.client("sqs").send_message(QueueUrl=url, MessageBody="written")
@@ -219,7 +237,9 @@ def test_a_shard_looks_again_as_soon_as_a_queues_handler_has_written(deployed: S
     assert runner_threads() == []
 
 
-def test_a_shard_looks_again_as_soon_as_a_route_has_written(deployed: Stack) -> None:
+def test_a_shard_looks_again_as_soon_as_a_route_has_written(
+    deployed: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN a runner whose idle shard looks again only every 60 s, woken by a listener
     read.clear()
     app = Chalice("wake-probe")
@@ -228,9 +248,10 @@ def test_a_shard_looks_again_as_soon_as_a_route_has_written(deployed: Stack) -> 
     port = free_port()
     listener = WakeListener(port, runner.wake_streams)
     assert listener.start()
+    looked = first_look(runner, monkeypatch)
     runner.start(interval=60)
     try:
-        time.sleep(0.5)  # the shard's first look has found nothing
+        assert looked.wait(WAIT)  # the shard's first look has found nothing: it waits 60 s
         # WHEN a write is made outside the runner (as chalice local does) and rings
         table = names.resource(PREFIX, names.OUTBOX_TABLE)
         aws.client("dynamodb").put_item(TableName=table, Item=to_item({"event_id": "routed"}))
