@@ -235,6 +235,20 @@ STORED: dict[str, Any] = {
     "ss": {"SS": ["p", "q"]},
     "unsent": {"S": "yes"},
 }
+
+
+def stored_and_an_update(dynamodb: Any, expression: str, values: Any) -> dict[str, Any]:
+    """STORED in an indexed table ``t``, and a transaction's Update of it."""
+    create_indexed_table(dynamodb, "t")
+    dynamodb.put_item(TableName="t", Item=STORED)
+    return {
+        "TableName": "t",
+        "Key": {"pk": {"S": "A"}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": values,
+    }
+
+
 VALUES: dict[str, Any] = {
     ":empty": {"S": ""},
     ":s": {"S": "new"},
@@ -332,14 +346,7 @@ def test_a_refused_transaction_update_is_refused_as_moto_refuses_it(
 ) -> None:
     def attempt() -> tuple[Any, Any, list[str]]:
         dynamodb = boto3.client("dynamodb")
-        create_indexed_table(dynamodb, "t")
-        dynamodb.put_item(TableName="t", Item=STORED)
-        update = {
-            "TableName": "t",
-            "Key": {"pk": {"S": "A"}},
-            "UpdateExpression": expression,
-            "ExpressionAttributeValues": values,
-        }
+        update = stored_and_an_update(dynamodb, expression, values)
         with pytest.raises(ClientError) as refused:
             dynamodb.transact_write_items(TransactItems=[{"Update": update}])
         error = refused.value.response
@@ -397,14 +404,7 @@ def test_an_update_whose_item_put_would_refuse_is_refused_before_any_write(
     # GIVEN a stored item, and an update of its index key to a value over the 2,048 bytes an
     # index key may hold (moto's own UpdateItem takes it; the transaction stores with PutItem)
     dynamodb = boto3.client("dynamodb")
-    create_indexed_table(dynamodb, "t")
-    dynamodb.put_item(TableName="t", Item=STORED)
-    update = {
-        "TableName": "t",
-        "Key": {"pk": {"S": "A"}},
-        "UpdateExpression": "SET unsent = :v",
-        "ExpressionAttributeValues": {":v": {"S": "u" * 3000}},
-    }
+    update = stored_and_an_update(dynamodb, "SET unsent = :v", {":v": {"S": "u" * 3000}})
 
     # WHEN a transaction puts an item, then makes that update
     with pytest.raises(ClientError):

@@ -200,8 +200,14 @@ def on_read(event: DynamoDBEvent) -> None:
     read.extend(record.keys["event_id"]["S"] for record in event)
 
 
-def first_look(runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Set once the reader's shard has finished its first poll."""
+@pytest.fixture
+def reader(deployed: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[EventSourceRunner]:
+    """A runner of ``writes`` whose idle shard looks again only every 60 s, started once its
+    first look (on an empty stream) has finished: from then on only a wake makes it look."""
+    read.clear()
+    app = Chalice("wake-probe")
+    app.register_blueprint(writes)
+    runner = EventSourceRunner(app, aws.client, "us-east-1")
     source = runner.sources["reader"]
     looked, poll = threading.Event(), source.poll
 
@@ -212,46 +218,33 @@ def first_look(runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch) -> th
             looked.set()
 
     monkeypatch.setattr(source, "poll", counted)
-    return looked
+    runner.start(interval=60)
+    try:
+        assert looked.wait(WAIT)
+        yield runner
+    finally:
+        runner.stop()
 
 
 def test_a_shard_looks_again_as_soon_as_a_queues_handler_has_written(
-    deployed: Stack, monkeypatch: pytest.MonkeyPatch
+    reader: EventSourceRunner,
 ) -> None:
-    # GIVEN a runner whose idle shard looks again only every 60 s, started on an empty stream
-    read.clear()
-    app = Chalice("wake-probe")
-    app.register_blueprint(writes)
-    runner = EventSourceRunner(app, aws.client, "us-east-1")
-    looked = first_look(runner, monkeypatch)
-    runner.start(interval=60)
-    try:
-        assert looked.wait(WAIT)  # the shard's first look has found nothing: it waits 60 s
-        # WHEN a message arrives whose handler writes an outbox record
-        url = queue_url(names.queue(PREFIX, "moderation"))
-        aws.client("sqs").send_message(QueueUrl=url, MessageBody="written")
-        # THEN the shard delivers it long before its next look
-        wait_until(lambda: read == ["written"], "the record read within 30 s, not 60")
-    finally:
-        runner.stop()
+    # GIVEN a started runner whose idle shard waits 60 s between looks
+    # WHEN a message arrives whose handler writes an outbox record
+    url = queue_url(names.queue(PREFIX, "moderation"))
+    aws.client("sqs").send_message(QueueUrl=url, MessageBody="written")
+    # THEN the shard delivers it long before its next look
+    wait_until(lambda: read == ["written"], "the record read within 30 s, not 60")
+    reader.stop()
     assert runner_threads() == []
 
 
-def test_a_shard_looks_again_as_soon_as_a_route_has_written(
-    deployed: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a runner whose idle shard looks again only every 60 s, woken by a listener
-    read.clear()
-    app = Chalice("wake-probe")
-    app.register_blueprint(writes)
-    runner = EventSourceRunner(app, aws.client, "us-east-1")
+def test_a_shard_looks_again_as_soon_as_a_route_has_written(reader: EventSourceRunner) -> None:
+    # GIVEN a started runner whose idle shard waits 60 s between looks, woken by a listener
     port = free_port()
-    listener = WakeListener(port, runner.wake_streams)
+    listener = WakeListener(port, reader.wake_streams)
     assert listener.start()
-    looked = first_look(runner, monkeypatch)
-    runner.start(interval=60)
     try:
-        assert looked.wait(WAIT)  # the shard's first look has found nothing: it waits 60 s
         # WHEN a write is made outside the runner (as chalice local does) and rings
         table = names.resource(PREFIX, names.OUTBOX_TABLE)
         aws.client("dynamodb").put_item(TableName=table, Item=to_item({"event_id": "routed"}))
@@ -259,5 +252,4 @@ def test_a_shard_looks_again_as_soon_as_a_route_has_written(
         # THEN the shard delivers it long before its next look
         wait_until(lambda: read == ["routed"], "the record read within 30 s, not 60")
     finally:
-        runner.stop()
         listener.stop()
