@@ -20,8 +20,8 @@ for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp,
     app.register_blueprint(blueprint)
 
 if os.environ.get("BLOG_LOCAL_OPS") == "1":
-    # The local stage's operations panel (docs/web.md). Imported only there: emulator/ is not
-    # in the deployed package, and no deployed stage sets BLOG_LOCAL_OPS.
-    from emulator.ops_api import bp as ops_api
+    # The local stage's operations panel (docs/web.md). Imported only there: operations/ and
+    # emulator/ are not in the deployed package, and no deployed stage sets BLOG_LOCAL_OPS.
+    from operations.ops_api import bp as ops_api
 
     app.register_blueprint(ops_api)

@@ -175,9 +175,9 @@ def stack_client(stack: LocalStack) -> Iterator[Any]:
         "AWS_ENDPOINT_URL": endpoint(stack.aws_port),
     }
     with common.scoped_environ(environment):
-        from emulator import ops
         from emulator.control import RemoteConsumers, control_url
         from functions import aws
+        from operations import ops
 
         aws.reset()
         consumers = RemoteConsumers(control_url(stack.aws_port))

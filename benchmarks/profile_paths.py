@@ -124,8 +124,8 @@ def live(posts: int) -> dict[str, Any]:
 
 
 def recovery_path(history: int, missed: int) -> dict[str, Any]:
-    from emulator import ops
     from functions.query import recovery
+    from operations import ops
 
     with common.in_process_stack() as stack:
 

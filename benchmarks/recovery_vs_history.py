@@ -39,10 +39,10 @@ REPEATS = 3
 
 
 def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any]:
-    from emulator import ops
     from functions import archive
     from functions.query.service import SUBSCRIPTION
     from functions.subscriptions import checkpoint, follower
+    from operations import ops
 
     ops.outage_start(stack.consumers, "query", "unsubscribe")
     ids = []

@@ -21,9 +21,10 @@ from typing import Any
 
 import boto3
 
-from emulator import deployed, ministack
+from emulator import ministack
 from emulator.runner import ClientFactory
 from emulator.template import ROOT
+from operations import deployed
 
 PACKAGE = ROOT / "build" / "package"
 DEFAULT_STACK = "blog-dev"

@@ -144,7 +144,7 @@ def chalice_local(port: int, aws_port: int) -> subprocess.Popen[bytes]:
 
     It runs through ``emulator.chalice_server``, whose server takes a client that hung up
     (a browser dropping a request) as a normal disconnect rather than printing a traceback.
-    ``AWS_PORT`` tells the local operations endpoints (``emulator/ops_api.py``) where the
+    ``AWS_PORT`` tells the local operations endpoints (``operations/ops_api.py``) where the
     runner's control API is (``AWS_PORT + 1``).
     """
     inherited = {k: v for k, v in os.environ.items() if k not in settings_variables}

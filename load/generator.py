@@ -18,7 +18,7 @@ and prints a JSON summary (``writes``, ``throughput_per_s``, ``largest_backlog``
 
 Only loopback is allowed (127.0.0.1, localhost, ::1), for the API and for the emulated AWS
 (``--aws-port``, default ``AWS_PORT`` or 5000; the runner's control API is on the next port).
-Standard library only, apart from this repository's ``emulator.ops`` for the outage and status.
+Standard library only, apart from this repository's ``operations.ops`` for the outage and status.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class Summary:
 
 
 class Operations:
-    """The query outage and the status samples, through ``emulator.ops`` (``blog`` does too)."""
+    """The query outage and the status samples, through ``operations.ops`` (``blog`` does too)."""
 
     def __init__(self, aws_port: int) -> None:
         # Imported here: the rest of this module needs nothing outside the standard library.
@@ -179,18 +179,18 @@ class Operations:
         self._consumers = RemoteConsumers(control_url(aws_port))
 
     def start_outage(self, mode: Mode) -> None:
-        from emulator import ops
+        from operations import ops
 
         ops.outage_start(self._consumers, "query", mode)
 
     def end_outage(self) -> dict[str, Any] | None:
-        from emulator import ops
+        from operations import ops
 
         report = ops.outage_end(self._consumers, "query")
         return None if report is None else report.model_dump()
 
     def sample(self, started: float) -> Sample:
-        from emulator import ops
+        from operations import ops
 
         [query] = [c for c in ops.status(self._consumers).consumers if c.consumer == "query"]
         lag = query.archive_head - (query.watermark or 0)
@@ -198,7 +198,7 @@ class Operations:
 
     def settled(self) -> bool:
         """Nothing is left on the way: no unsent outbox record, every consumer's queue empty."""
-        from emulator import ops
+        from operations import ops
 
         state = ops.status(self._consumers)
         return state.unsent_outbox == 0 and all(c.queue_depth == 0 for c in state.consumers)

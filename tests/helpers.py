@@ -3,12 +3,12 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emulator import ops
 from functions import aws, names, settings
 from functions.dynamo import from_item, to_item
 from functions.events import PostCreated, PostData
 from functions.posts import store
 from functions.subscriptions import checkpoint
+from operations import ops
 
 PREFIX = settings.load().prefix
 

@@ -59,7 +59,7 @@ from hypothesis.stateful import (
 from moto import mock_aws
 
 import app
-from emulator import moto_fixes, ops, stack
+from emulator import moto_fixes, stack
 from emulator.control import LocalConsumers
 from emulator.local import build_runner
 from emulator.template import ROOT
@@ -68,6 +68,7 @@ from functions import settings as blog_settings
 from functions.query import recovery, store
 from functions.query.service import SUBSCRIPTION as QUERY
 from functions.subscriptions import checkpoint
+from operations import ops
 from tests.chaos.conftest import TALLY
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view

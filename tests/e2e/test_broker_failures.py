@@ -2,10 +2,10 @@
 
 from botocore.exceptions import EndpointConnectionError
 
-from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, names, settings
+from operations import ops
 from tests.conftest import Api
 from tests.faults import crash_marking_sent, failing
 from tests.helpers import scan

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, aws, events, names, settings
 from functions.query import recovery, service, store
+from operations import ops
 from tests.conftest import Api
 from tests.e2e.conftest import Records
 from tests.e2e.test_outages import oracle_view

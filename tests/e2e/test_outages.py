@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, names, settings
 from functions.events import parse_event
 from functions.query.projection import fold, render_view
+from operations import ops
 from tests.conftest import Api
 from tests.helpers import scan
 

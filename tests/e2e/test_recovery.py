@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from emulator import ops
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, aws, names, settings
@@ -14,6 +13,7 @@ from functions.events import PostCreated
 from functions.query import recovery, store
 from functions.query.service import SUBSCRIPTION
 from functions.subscriptions import checkpoint, follower
+from operations import ops
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
 from tests.helpers import PREFIX, queue_url

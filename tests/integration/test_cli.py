@@ -6,7 +6,7 @@ the commands against a running stack are tested in tests/e2e/test_local_stack.py
 
 import pytest
 
-from emulator import cli
+from operations import cli
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The page's routes, and the local operations endpoints (``emulator/ops_api.py``).
+"""The page's routes, and the local operations endpoints (``operations/ops_api.py``).
 
 The operations endpoints are exercised as ``chalice local`` runs them: through a Chalice app that
 registers their Blueprint, with the runner behind a ``ControlServer`` on a free port that they
@@ -22,13 +22,13 @@ from chalice.app import Chalice
 from chalice.test import Client
 
 import app
-from emulator import ops, ops_api
 from emulator.config import stage_environment
 from emulator.control import ControlServer, LocalConsumers
 from emulator.runner import EventSourceRunner
 from emulator.stack import Stack
 from emulator.template import ROOT
 from functions import names
+from operations import ops, ops_api
 from tests.conftest import Api
 
 LOCAL_OPS = Chalice(app_name="blog-ops-probe")
@@ -312,8 +312,9 @@ def test_the_page_never_renders_data_as_html() -> None:
 PROBE = """
 import json, sys
 import app
-modules = sorted(m for m in sys.modules if m.split(".")[0] == "emulator")
-print(json.dumps({"routes": sorted(app.app.routes), "emulator": modules}))
+local = ("emulator", "operations")
+modules = sorted(m for m in sys.modules if m.split(".")[0] in local)
+print(json.dumps({"routes": sorted(app.app.routes), "local_only": modules}))
 """
 
 
@@ -340,17 +341,17 @@ def import_app(stage: str) -> dict[str, list[str]]:
     return answer
 
 
-def test_a_deployed_stage_has_the_page_but_no_ops_endpoints_and_no_emulator() -> None:
+def test_a_deployed_stage_has_the_page_but_no_ops_endpoints_no_emulator_no_operations() -> None:
     imported = import_app("dev")
     assert {"/", "/static/{name}"} <= set(imported["routes"])
     assert [route for route in imported["routes"] if route.startswith("/ops")] == []
-    assert imported["emulator"] == []
+    assert imported["local_only"] == []
     assert "BLOG_LOCAL_OPS" not in stage_environment("dev")
 
 
 def test_the_local_stage_has_the_ops_endpoints() -> None:
     imported = import_app("local")
     assert {r for r in imported["routes"] if r.startswith("/ops")} == OPS_ROUTES
-    assert "emulator.ops_api" in imported["emulator"]
+    assert "operations.ops_api" in imported["local_only"]
     assert stage_environment("local")["BLOG_LOCAL_OPS"] == "1"
     assert "BLOG_LOCAL_OPS" not in stage_environment("test")

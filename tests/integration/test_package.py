@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from emulator import ops, runner
+from emulator import runner
 from emulator.control import LocalConsumers
 from emulator.local import build_runner
 from emulator.runner import EventSourceRunner
@@ -27,6 +27,7 @@ from emulator.stack import Stack
 from emulator.template import ROOT
 from functions import aws, names, settings
 from functions.query import recovery
+from operations import ops
 from tests.conftest import Api
 from tests.e2e.test_seed_scenario import run_seed_scenario
 from tests.faults import failing

@@ -26,13 +26,14 @@ from typing import IO, Any, TypeVar
 
 import pytest
 
-from emulator import deployed, ministack
+from emulator import ministack
 from emulator.deploy_local import client_factory
 from emulator.local import free_port
 from emulator.runner import ClientFactory
 from emulator.template import ROOT
 from functions import names
 from functions.settings import VARIABLES
+from operations import deployed
 
 STACK = "blog-ministack"
 DEPLOY_TIMEOUT = 300

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import pytest
 
-from emulator import deployed
 from functions import names
+from operations import deployed
 from tests.ministack.conftest import Lane, eventually
 from tests.ministack.test_stack import outbox_of
 

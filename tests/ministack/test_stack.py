@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from emulator import deployed
 from functions import names
+from operations import deployed
 from tests.ministack.conftest import STACK, Lane, eventually
 
 MAPPED = {"ModerationConsumer", "CommentsConsumer", "QueryConsumer", "OutboxPublisher"}

@@ -30,13 +30,13 @@ from typing import Annotated, Literal, NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from emulator import deployed, ops
 from emulator.config import stage_environment
 from emulator.control import ControlUnavailable, RemoteConsumers, control_url
 from emulator.local import STAGE, endpoint
 from emulator.moto_env import use_emulator
 from functions import aws
 from functions.settings import VARIABLES as settings_variables
+from operations import deployed, ops
 
 Consumer = Literal["moderation", "comments", "query"]
 Port = Annotated[int, Field(gt=0, lt=65535)]

@@ -33,7 +33,7 @@ __all__ = ["MODES", "Mode", "UnknownConsumer"]
 
 class Consumers(Protocol):
     """The consumers' on/off switches: the local runner's sources (its control API), or a
-    deployed stack's event source mappings (``emulator.deployed.StackConsumers``)."""
+    deployed stack's event source mappings (``operations.deployed.StackConsumers``)."""
 
     def pause(self, name: str) -> None: ...
 

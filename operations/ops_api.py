@@ -12,9 +12,9 @@ Routes (all JSON, errors as ``{"error": {"code", "message", "details"?}}``):
 
 They exist only in the ``local`` stage: ``app.py`` registers this Blueprint when
 ``BLOG_LOCAL_OPS=1`` (set by that stage in ``.chalice/config.json``), with a lazy import, so a
-deployed package never imports ``emulator``. They run in ``chalice local``'s process and reach the
-event-source runner through its control API on ``AWS_PORT + 1`` (``AWS_PORT`` is passed by the
-launcher; default 5000, as for the ``blog`` command).
+deployed package never imports ``operations`` or ``emulator``. They run in ``chalice local``'s
+process and reach the event-source runner through its control API on ``AWS_PORT + 1``
+(``AWS_PORT`` is passed by the launcher; default 5000, as for the ``blog`` command).
 """
 
 import logging
@@ -27,13 +27,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict
 
-from emulator import ops
 from emulator.control import ControlError, ControlUnavailable, RemoteConsumers, control_url
 from functions import names
 from functions.http import ANY_CONTENT_TYPE, JSON_HEADERS, HttpError, json_errors, parse_body
+from operations import ops
 
 bp = Blueprint(__name__)
-logger = logging.getLogger("emulator.ops_api")
+logger = logging.getLogger("operations.ops_api")
 
 AWS_PORT_VARIABLE = "AWS_PORT"
 DEFAULT_AWS_PORT = 5000
