@@ -1,6 +1,6 @@
-"""``blog``: operate the local stack (started with ``make dev`` or ``make emulator``).
+"""``blog``: operate the local stack (``make dev``), or a deployed one with ``--stack NAME``.
 
-    blog status [--json]
+    blog status
     blog outage start moderation|comments|query --mode pause|unsubscribe|purge
     blog outage end moderation|comments|query
     blog catch-up moderation|comments|query
@@ -8,7 +8,9 @@
     blog rebuild query
     blog dlq redrive moderation|comments|query
 
-A consumer name that does not exist is refused with exit code 2, and nothing is changed.
+Every command takes ``--json`` (one JSON document on stdout) and ``--help`` (its arguments and
+examples). A progress bar is drawn on stderr only when stderr is a terminal. A bad argument is
+refused with exit code 2 before anything is contacted, and nothing is changed.
 
 With ``--stack NAME`` (before the command) the same commands operate a deployed stack, on AWS
 or on a local engine (``AWS_ENDPOINT_URL``): its resources are found from CloudFormation, the
@@ -16,16 +18,17 @@ settings are the stack's functions' own, pausing disables the consumer's event s
 and catch-up, rebuild and replay run here against the stack's tables. A stack that does not
 exist, or is not this project's, is refused with exit code 2, and nothing is changed.
 
-AWS calls go to the emulator on ``AWS_PORT`` (default 5000); pausing and resuming a consumer
-goes to the runner's control API on ``AWS_PORT + 1``.
+Locally, AWS calls go to the emulator on ``AWS_PORT`` (default 5000); pausing and resuming a
+consumer goes to the runner's control API on ``AWS_PORT + 1``.
 """
 
 import argparse
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, TextIO, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,10 +53,11 @@ class _Arguments(BaseModel):
 
     aws_port: Port = 5000
     stack: StackName | None = None
+    json_output: bool = False
 
 
 class Status(_Arguments):
-    json_output: bool = False
+    pass
 
 
 class OutageStart(_Arguments):
@@ -82,38 +86,140 @@ class Redrive(_Arguments):
     consumer: Consumer
 
 
+CONSUMERS: tuple[Consumer, ...] = get_args(Consumer)
+
+_EXAMPLES = """examples:
+  blog status
+  blog outage start moderation --mode pause
+  blog outage end moderation
+  blog catch-up comments --json
+  blog replay query --from-position 1
+  blog rebuild query
+  blog dlq redrive moderation
+  blog --stack blog-prod status --json
+
+consumers: moderation (decides comments), comments (applies decisions), query (the read view).
+Exit codes: 0 done; 1 the stack refused or did not answer; 2 a bad argument (nothing changed)."""
+
+
+def _command(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+    name: str,
+    summary: str,
+    examples: str,
+) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary, its examples and ``--json``."""
+    command = commands.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=f"examples:\n{examples}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_argument(
+        "--json", dest="json_output", action="store_true", help="print one JSON document"
+    )
+    return command
+
+
+def _consumer(command: argparse.ArgumentParser, names: Sequence[str] = CONSUMERS) -> None:
+    command.add_argument(
+        "consumer",
+        metavar="{" + ",".join(names) + "}",
+        help="the consumer: " + ", ".join(names),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="blog", description="Operate the local blog stack, or a deployed one (--stack)."
+        prog="blog",
+        description="Operate the local blog stack (make dev), or a deployed one (--stack).",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--stack", help="a deployed stack's name (AWS settings as usual, AWS_ENDPOINT_URL too)"
+        "--stack",
+        metavar="NAME",
+        help="operate the deployed CloudFormation stack NAME (AWS credentials and region as "
+        "for the AWS CLI; AWS_ENDPOINT_URL for a local engine) instead of the local stack",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="consumers, queues, watermarks, the outbox")
-    status.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
-    outage = commands.add_parser("outage", help="start or end a consumer outage")
-    phases = outage.add_subparsers(dest="phase", required=True)
-    start = phases.add_parser("start", help="take a consumer down")
-    start.add_argument("consumer")
-    start.add_argument("--mode", required=True, help="pause, unsubscribe or purge")
-    phases.add_parser("end", help="bring it back and catch up").add_argument("consumer")
-    commands.add_parser(
-        "catch-up", help="apply from the archive what a consumer missed"
-    ).add_argument("consumer")
-    commands.add_parser("rebuild", help="rebuild a view from the archive").add_argument("consumer")
-    replay = commands.add_parser("replay", help="re-apply the archive from a position")
-    replay.add_argument("consumer")
-    replay.add_argument("--from-position", required=True, help="the first position, from 1")
-    dlq = commands.add_parser("dlq", help="dead-letter queues")
-    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
-    dlq_commands.add_parser("redrive", help="move messages back to the queue").add_argument(
-        "consumer"
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _command(
+        commands,
+        "status",
+        "each consumer's subscription, pause, queue, DLQ, watermark and lag; the unsent outbox",
+        "  blog status\n  blog status --json",
     )
+    outage = commands.add_parser(
+        "outage",
+        help="start or end a consumer outage",
+        description="Take a consumer down, or bring it back and catch it up from the archive.",
+    )
+    phases = outage.add_subparsers(dest="phase", required=True, metavar="PHASE")
+    start = _command(
+        phases,
+        "start",
+        "take a consumer down",
+        "  blog outage start moderation --mode pause\n  blog outage start query --mode purge",
+    )
+    _consumer(start)
+    start.add_argument(
+        "--mode",
+        required=True,
+        metavar="{" + ",".join(ops.MODES) + "}",
+        help="pause: its event source stops, messages wait in its queue; unsubscribe: its SNS "
+        "subscription is removed, events never reach its queue; purge: paused and its queue "
+        "emptied (SQS allows one purge a minute)",
+    )
+    end = _command(
+        phases,
+        "end",
+        "restore its subscription, catch it up from the archive, resume it",
+        "  blog outage end moderation --json",
+    )
+    _consumer(end)
+    catch_up = _command(
+        commands,
+        "catch-up",
+        "apply from the archive what a consumer missed, as its scheduled catch-up does",
+        "  blog catch-up query",
+    )
+    _consumer(catch_up)
+    rebuild = _command(
+        commands,
+        "rebuild",
+        "rebuild the query view blue/green from the archive, then switch reads to it",
+        "  blog rebuild query",
+    )
+    _consumer(rebuild, [ops.REBUILDABLE])
+    replay = _command(
+        commands,
+        "replay",
+        "re-apply the archive from a position (harmless: every handler is idempotent)",
+        "  blog replay comments --from-position 1",
+    )
+    _consumer(replay)
+    replay.add_argument(
+        "--from-position", required=True, metavar="N", help="the first position, from 1"
+    )
+    dlq = commands.add_parser(
+        "dlq", help="dead-letter queues", description="Operate a consumer's dead-letter queue."
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    redrive = _command(
+        dlq_commands,
+        "redrive",
+        "move a consumer's dead-lettered messages back to its queue",
+        "  blog dlq redrive moderation",
+    )
+    _consumer(redrive)
     return parser
 
 
-def _progress_bar(label: str) -> Callable[[int, int], None]:
+def _progress_bar(label: str, stream: TextIO) -> Callable[[int, int], None] | None:
+    """A progress bar on ``stream`` when it is a terminal; none otherwise (logs, pipes)."""
+    if not stream.isatty():
+        return None
     finished = False
 
     def show(done: int, total: int) -> None:
@@ -124,18 +230,15 @@ def _progress_bar(label: str) -> Callable[[int, int], None]:
         fraction = done / total if total else 1.0
         filled = int(fraction * 30)
         bar = "#" * filled + "." * (30 - filled)
-        sys.stderr.write(f"\r{label} [{bar}] {fraction:4.0%} ({done}/{total} positions)")
+        stream.write(f"\r{label} [{bar}] {fraction:4.0%} ({done}/{total} positions)")
         if finished:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            stream.write("\n")
+        stream.flush()
 
     return show
 
 
-def _print_status(status: ops.Status, as_json: bool) -> None:
-    if as_json:
-        print(status.model_dump_json(indent=2))
-        return
+def _print_status(status: ops.Status) -> None:
     print(
         f"{'consumer':<11} {'subscribed':<10} {'paused':<6} {'queue':>5} {'dlq':>4}  "
         f"{'watermark / head':<18} {'lag':>5}"
@@ -150,6 +253,25 @@ def _print_status(status: ops.Status, as_json: bool) -> None:
     age = status.oldest_unsent_age_seconds
     oldest = f", oldest {age:.1f} s old" if age is not None else ""
     print(f"archive head {status.archive_head}; unsent outbox: {status.unsent_outbox}{oldest}")
+
+
+def _print_fields(document: dict[str, Any], indent: str = "  ") -> None:
+    """A report as ``name: value`` lines, nested reports indented."""
+    for name, value in document.items():
+        if isinstance(value, dict):
+            print(f"{indent}{name}:")
+            _print_fields(value, indent + "  ")
+        else:
+            print(f"{indent}{name}: {value}")
+
+
+def _emit(as_json: bool, headline: str, document: dict[str, Any]) -> None:
+    """One JSON document on stdout, or a headline and the document's fields for a person."""
+    if as_json:
+        print(json.dumps(document, indent=2))
+        return
+    print(headline)
+    _print_fields({k: v for k, v in document.items() if k != "consumer"})
 
 
 _COMMANDS: dict[str, type[_Arguments]] = {
@@ -231,29 +353,36 @@ def run(argv: Sequence[str]) -> int:
         print(f"blog: {error}; nothing was changed", file=sys.stderr)
         return 2
     consumers = target.consumers
+    as_json = arguments.json_output
     match arguments:
-        case Status(json_output=as_json):
-            _print_status(ops.status(consumers), as_json)
+        case Status():
+            status = ops.status(consumers)
+            if as_json:
+                print(status.model_dump_json(indent=2))
+            else:
+                _print_status(status)
         case OutageStart(consumer=consumer, mode=mode):
             ops.outage_start(consumers, consumer, mode)
-            print(f"{consumer}: outage started ({mode})")
+            started = {"consumer": consumer, "outage": "started", "mode": mode}
+            _emit(as_json, f"{consumer}: outage started ({mode})", started)
         case OutageEnd(consumer=consumer):
-            report = ops.outage_end(
-                consumers, consumer, target.restore, _progress_bar(f"catching {consumer} up")
-            )
-            print(f"{consumer}: outage ended")
-            print(report.model_dump_json(indent=2))
+            progress = _progress_bar(f"catching {consumer} up", sys.stderr)
+            report = ops.outage_end(consumers, consumer, target.restore, progress)
+            ended = {"consumer": consumer, "outage": "ended", "catch_up": report.model_dump()}
+            _emit(as_json, f"{consumer}: outage ended", ended)
         case CatchUp(consumer=consumer):
-            report = ops.catch_up(consumer, _progress_bar(f"catching {consumer} up"))
-            print(report.model_dump_json(indent=2))
+            report = ops.catch_up(consumer, _progress_bar(f"catching {consumer} up", sys.stderr))
+            _emit(as_json, f"{consumer}: caught up", report.model_dump())
         case Rebuild(consumer=consumer):
-            rebuilt = ops.rebuild(_progress_bar(f"rebuilding {consumer}"))
-            print(rebuilt.model_dump_json(indent=2))
+            rebuilt = ops.rebuild(_progress_bar(f"rebuilding {consumer}", sys.stderr))
+            _emit(as_json, f"{consumer}: rebuilt", rebuilt.model_dump())
         case Replay(consumer=consumer, from_position=position):
-            print(ops.replay(consumer, position).model_dump_json(indent=2))
+            replayed = ops.replay(consumer, position)
+            _emit(as_json, f"{consumer}: replayed from {position}", replayed.model_dump())
         case Redrive(consumer=consumer):
             moved = ops.dlq_redrive(consumer)
-            print(f"{consumer}: {moved} messages moved back from the dead-letter queue")
+            redriven = {"consumer": consumer, "moved": moved}
+            _emit(as_json, f"{consumer}: {moved} messages moved back from the DLQ", redriven)
     return 0
 
 

@@ -4,6 +4,8 @@ The arguments are validated before anything is contacted, so these run with no s
 the commands against a running stack are tested in tests/e2e/test_local_stack.py.
 """
 
+import io
+
 import pytest
 
 from operations import cli
@@ -50,3 +52,93 @@ def test_every_consumer_is_accepted_by_every_consumer_command(consumer: str) -> 
     ]:
         assert cli.parse(arguments).model_dump()["consumer"] == consumer
         assert isinstance(cli.parse(arguments), model)
+
+
+def help_of(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        cli.run([*arguments, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_outage_start_help_names_the_three_consumers_and_the_three_modes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = help_of(["outage", "start"], capsys)
+    assert "{moderation,comments,query}" in shown
+    assert "--mode {pause,unsubscribe,purge}" in shown
+    assert "examples:" in shown
+    assert "blog outage start moderation --mode pause" in shown
+
+
+LEAVES = [
+    ["status"],
+    ["outage", "start"],
+    ["outage", "end"],
+    ["catch-up"],
+    ["rebuild"],
+    ["replay"],
+    ["dlq", "redrive"],
+]
+
+
+@pytest.mark.parametrize("command", LEAVES, ids=" ".join)
+def test_every_command_has_examples_and_json(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = help_of(command, capsys)
+    assert "--json" in shown
+    assert f"blog {' '.join(command)}" in shown.split("examples:", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["status", "--json"],
+        ["outage", "start", "query", "--mode", "pause", "--json"],
+        ["outage", "end", "query", "--json"],
+        ["catch-up", "query", "--json"],
+        ["rebuild", "query", "--json"],
+        ["replay", "query", "--from-position", "1", "--json"],
+        ["dlq", "redrive", "query", "--json"],
+    ],
+    ids=lambda arguments: " ".join(arguments[:2]),
+)
+def test_json_is_parsed_for_every_command(arguments: list[str]) -> None:
+    assert cli.parse(arguments).json_output is True
+    assert cli.parse([a for a in arguments if a != "--json"]).json_output is False
+
+
+def test_the_top_level_help_lists_every_command_and_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = help_of([], capsys)
+    for command in ("status", "outage", "catch-up", "rebuild", "replay", "dlq"):
+        assert command in shown
+    assert "2 a bad argument (nothing changed)" in shown
+
+
+class _Stream(io.StringIO):
+    def __init__(self, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+def test_progress_is_drawn_only_on_a_terminal() -> None:
+    # GIVEN a terminal and a pipe
+    terminal, pipe = _Stream(terminal=True), _Stream(terminal=False)
+    # WHEN a progress bar is asked for on each
+    drawn = cli._progress_bar("rebuilding query", terminal)
+    # THEN only the terminal gets one, and it ends its line when done
+    assert cli._progress_bar("rebuilding query", pipe) is None
+    assert drawn is not None
+    drawn(5, 10)
+    drawn(10, 10)
+    drawn(10, 10)
+    shown = terminal.getvalue()
+    assert shown.count("\r") == 2
+    assert " 50% (5/10 positions)" in shown
+    assert shown.endswith("100% (10/10 positions)\n")

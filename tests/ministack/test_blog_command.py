@@ -57,10 +57,10 @@ def test_a_moderation_outage_through_the_blog_command(lane: Lane) -> None:
     )
     assert lane.get(f"/posts/{post['id']}")[1]["comments"][0]["status"] == "pending"
     # WHEN the outage ends with the blog command
-    ended = blog(lane, "--stack", STACK, "outage", "end", "moderation")
+    ended = blog(lane, "--stack", STACK, "outage", "end", "moderation", "--json")
     # THEN catch-up decided it with the stack's own banned words, and the mapping is enabled
     assert ended.returncode == 0, ended.stderr
-    assert json.loads(ended.stdout.split("\n", 1)[1])["recovered"] >= 1
+    assert json.loads(ended.stdout)["catch_up"]["recovered"] >= 1
     assert not lane.consumers.is_paused("moderation_consumer")
     eventually(
         lambda: lane.get(f"/posts/{post['id']}")[1]["comments"][0]["status"] == "rejected" or None,
