@@ -1,4 +1,4 @@
-"""``python -m emulator dev|serve|api``: the local stack (see README, "Run it locally")."""
+"""``python -m emulator dev|serve|api``: the local stack (docs/local-stack.md)."""
 
 import argparse
 import logging

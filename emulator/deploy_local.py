@@ -118,7 +118,7 @@ def bridge(client: ClientFactory, name: str, template: dict[str, Any]) -> list[s
     Its only silent gap in this template: ``TimeToLiveSpecification`` of a table (the event
     archive's ``expires_at``) is dropped, so it is set with ``UpdateTimeToLive``, as the
     template says. Other gaps (stream failure handling, the purge rule) are behaviour, not
-    configuration: moto and the event-source runner cover them (see README.md).
+    configuration: moto and the event-source runner cover them (docs/deploy.md).
     """
     cfn, dynamodb = client("cloudformation"), client("dynamodb")
     applied = []

@@ -78,7 +78,8 @@ def queue_arn_placeholder(prefix: str, consumer: str) -> str:
     """A stand-in ARN for a consumer's queue, for Chalice's ``on_sqs_message`` at import.
 
     An ARN (a plain string), not a name: a name makes Chalice write an ``Fn::Sub`` that the
-    packaged template could not replace with ``!GetAtt <Queue>.Arn`` (see ../shared/notes).
+    packaged template could not replace with ``!GetAtt <Queue>.Arn`` (a ``!GetAtt`` merged into
+    an ``Fn::Sub`` is an invalid template; docs/platform-notes.md).
     The local runner reads the queue's name from it.
     """
     return f"arn:aws:sqs:us-east-1:000000000000:{queue(prefix, consumer)}"
