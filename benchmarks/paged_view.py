@@ -174,7 +174,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         machine.machine_line(result["machine"]),
         f"The machine is shared with other jobs: load average {result['load'][0]} at the start, "
-        f"{result['load'][1]} at the end (1-minute, on 2 cores).",
+        f"{result['load'][1]} at the end (1-minute, on {result['machine']['cores']} cores).",
         "",
         "### Reads as the view grows",
         "",
