@@ -22,6 +22,7 @@ class Handler(BaseHTTPRequestHandler):
         seen.append(
             {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
         )
+        answer: dict[str, Any]
         if self.path.endswith("/missing"):
             status, answer = 404, {"message": "no such post"}
         elif "after=2" in self.path:
