@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, local_latency
-from benchmarks.common import log
+from benchmarks import local_latency, local_stack, machine, report, stats
+from benchmarks.report import log
 
 NAME = "compare_commits"
 
@@ -29,20 +29,20 @@ NAME = "compare_commits"
 @contextmanager
 def worktree(revision: str) -> Iterator[tuple[Path, str]]:
     """``revision`` checked out in a temporary worktree; its path and its short commit id."""
-    commit = common.git("rev-parse", "--short", revision)
+    commit = machine.git("rev-parse", "--short", revision)
     path = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
-    common.git("worktree", "add", "--detach", str(path), commit)
+    machine.git("worktree", "add", "--detach", str(path), commit)
     try:
         yield path, commit
     finally:
-        common.git("worktree", "remove", "--force", str(path))
+        machine.git("worktree", "remove", "--force", str(path))
 
 
 def one_step(root: Path, rate: float, window: float, history: float) -> dict[str, Any]:
     """A fresh stack; ``history`` seconds of writes at ``rate`` (not measured), then the step."""
-    with local_latency.local_stack(root=root) as stack:
+    with local_stack.local_stack(root=root) as stack:
         local_latency.latency(stack, 5)  # warm-up
-        with local_latency.stack_client(stack) as status:
+        with local_stack.stack_status(stack) as status:
             if history:
                 local_latency.step(stack, status, rate, history)
             return local_latency.step(stack, status, rate, window)
@@ -51,7 +51,7 @@ def one_step(root: Path, rate: float, window: float, history: float) -> dict[str
 def measure(
     baseline: Path, rates: list[float], window: float, repeats: int, history: float
 ) -> list[dict[str, Any]]:
-    sides = {"baseline": baseline, "current": common.ROOT}
+    sides = {"baseline": baseline, "current": machine.ROOT}
     steps = []
     for repeat in range(repeats):
         order = ["baseline", "current"] if repeat % 2 == 0 else ["current", "baseline"]
@@ -75,8 +75,8 @@ def summary(steps: list[dict[str, Any]], rates: list[float]) -> list[dict[str, A
         for side in ("baseline", "current"):
             mine = [s for s in steps if s["rate"] == rate and s["side"] == side]
             row[side] = {
-                "backlog_max": common.median([s["backlog_max"] for s in mine]),
-                "slope": common.median([s["backlog_slope_per_second"] for s in mine]),
+                "backlog_max": stats.median([s["backlog_max"] for s in mine]),
+                "slope": stats.median([s["backlog_slope_per_second"] for s in mine]),
                 "held": sum(1 for s in mine if s["holds"]),
                 "runs": len(mine),
             }
@@ -89,7 +89,7 @@ def summary(steps: list[dict[str, Any]], rates: list[float]) -> list[dict[str, A
             and b["rate"] == c["rate"] == rate
             and b["repeat"] == c["repeat"]
         ]
-        row["max_backlog_ratio"] = common.median(paired)
+        row["max_backlog_ratio"] = stats.median(paired)
         rows.append(row)
     return rows
 
@@ -112,7 +112,7 @@ def markdown(result: dict[str, Any]) -> str:
         [
             "## 5. The local stack at two commits, side by side",
             "",
-            common.machine_line(result["machine"]),
+            machine.machine_line(result["machine"]),
             "",
             f"Baseline: commit {result['baseline']}; current: {result['machine']['commit']}. "
             f"{result['note']} Each cell is the median over {result['repeats']} repeats; each "
@@ -121,7 +121,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"measured, then the measured {result['window']:.0f} s. The ratio is the median of "
             "the paired ratios, baseline / current.",
             "",
-            common.table(
+            report.table(
                 [
                     "rate",
                     "max backlog, baseline",
@@ -148,7 +148,7 @@ def run(
     history: float = 0.0,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "machine": common.machine(),
+        "machine": machine.machine(),
         "window": window,
         "history": history,
         "repeats": repeats,
@@ -159,7 +159,7 @@ def run(
         result["steps"] = measure(path, rates, window, repeats, history)
     result["summary"] = summary(result["steps"], rates)
     result["markdown"] = markdown(result)
-    common.write_result(NAME, result, result["markdown"], output)
+    report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument(
         "--history", type=float, default=0.0, help="seconds of writes before each step, unmeasured"
     )
-    parser.add_argument("--output", type=Path, default=common.RESULTS)
+    parser.add_argument("--output", type=Path, default=report.RESULTS)
     arguments = parser.parse_args()
     result = run(
         arguments.output,

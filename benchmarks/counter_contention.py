@@ -1,4 +1,4 @@
-"""Allocation contention on the archive's counter row, for docs/scaling.md (issue 13).
+"""Allocation contention on the archive's counter row, for docs/scaling.md.
 
 Every publisher batch allocates its positions with one ``UpdateItem ADD`` on one item, so the
 counter row is a serial point: DynamoDB serves at most about 1,000 writes/s on one item (one
@@ -18,14 +18,12 @@ partition's write limit; each update of the small counter item is 1 WCU).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import in_process, machine, report, stats
+from benchmarks.report import log
 
 NAME = "counter_contention"
 THREADS = [1, 2, 4, 8, 16]
@@ -70,8 +68,8 @@ def measure(threads: int, seconds: float) -> dict[str, Any]:
     return {
         "threads": threads,
         "allocations_per_second": len(ranges) / seconds,
-        "p50_ms": common.percentile(latencies, 50) * 1000,
-        "p99_ms": common.percentile(latencies, 99) * 1000,
+        "p50_ms": stats.percentile(latencies, 50) * 1000,
+        "p99_ms": stats.percentile(latencies, 99) * 1000,
         "positions": len(positions),
     }
 
@@ -96,7 +94,7 @@ def mva(publishers: int) -> dict[str, float]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    measured = common.table(
+    measured = report.table(
         ["threads", "allocations/s", "p50 ms", "p99 ms"],
         [
             [
@@ -108,7 +106,7 @@ def markdown(result: dict[str, Any]) -> str:
             for m in result["measured"]
         ],
     )
-    modelled = common.table(
+    modelled = report.table(
         [
             "publishers",
             "allocations/s",
@@ -131,7 +129,7 @@ def markdown(result: dict[str, Any]) -> str:
         [
             "## Allocation contention on the archive's counter row",
             "",
-            common.machine_line(result["machine"]),
+            machine.machine_line(result["machine"]),
             "",
             f"Measured on in-process moto, {SECONDS:.0f} s per row; every run checked that "
             "the allocated ranges are disjoint and contiguous:",
@@ -148,20 +146,17 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    arguments = common.arguments("Allocation contention on the archive's counter row.")
+    arguments = report.arguments("Allocation contention on the archive's counter row.")
     threads = THREADS[:3] if arguments.quick else THREADS
-    result: dict[str, Any] = {"machine": common.machine()}
-    with common.in_process_stack():
+    result: dict[str, Any] = {"machine": machine.machine()}
+    with in_process.in_process_stack():
         result["measured"] = []
         for n in threads:
             result["measured"].append(measure(n, SECONDS))
             log(f"{n} threads: {result['measured'][-1]}")
     result["modelled"] = [mva(n) for n in PUBLISHERS]
     result["markdown"] = markdown(result)
-    output: Path = arguments.output
-    output.mkdir(parents=True, exist_ok=True)
-    (output / f"{NAME}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (output / "COUNTER_CONTENTION.md").write_text(result["markdown"] + "\n")
+    report.write_page(NAME, result, "COUNTER_CONTENTION.md", arguments.output)
     print(result["markdown"])
 
 

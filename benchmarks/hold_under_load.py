@@ -1,5 +1,5 @@
-"""Issue 12's targets on the `make dev` stack, in one run: latency against its floor, flat in
-history, a burst, a drain, with the archive counted.
+"""The local stack's targets under load, on the `make dev` stack, in one run: latency against
+its floor, flat in history, a burst, a drain, with the archive counted.
 
 Starts ``python -m emulator dev`` (what ``make dev`` runs) on free loopback ports, then:
 
@@ -26,20 +26,17 @@ on a shared machine, other processes' load weighs on every number.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
-from benchmarks.local_latency import LocalStack, create_post, local_stack, stack_client
+from benchmarks import machine, report, stats
+from benchmarks.local_stack import LocalStack, create_post, local_stack, shown, stack_status
+from benchmarks.report import log
 
 NAME = "hold_under_load"
 FULL: dict[str, Any] = {
@@ -62,28 +59,13 @@ POLL_SECONDS = 0.005
 VISIBLE_TIMEOUT = 30.0
 SAMPLE_EVERY = 2.0
 """Seconds between status samples. A sample counts the unsent backlog and reads every queue's
-depth, which on moto costs the emulator's one core about 100 ms under a backlog of a thousand:
-at ``make load``'s 0.5 s, the observer took about an eighth of what it was measuring."""
+depth: sampled more often, the observer takes a noticeable share of the emulator's CPU."""
 CONVERGE_TIMEOUT = 120.0
 """How long the burst and the drain may take to become visible (targets: 30 s and 60 s)."""
-SHARED_NOTE = "The machine has 2 cores; its load averages include whatever else it ran meanwhile."
 
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback only)
-        return json.loads(response.read())
-
-
-def _post(url: str, body: Any) -> Any:
-    request = urllib.request.Request(  # noqa: S310 (loopback only)
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
 
 
 def _until(check: Callable[[], bool], started: float) -> float:
@@ -95,16 +77,6 @@ def _until(check: Callable[[], bool], started: float) -> float:
     return time.perf_counter() - started
 
 
-def _shown(stack: LocalStack, post_id: str) -> dict[str, Any] | None:
-    try:
-        post: dict[str, Any] = _get(f"{stack.url}/posts/{post_id}")
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
-    return post
-
-
 def post_latency(stack: LocalStack, writes: int, tag: str) -> list[float]:
     """Seconds from ``POST /posts`` until ``GET /posts/{id}`` shows the post, one at a time."""
     seconds = []
@@ -112,25 +84,27 @@ def post_latency(stack: LocalStack, writes: int, tag: str) -> list[float]:
         started = time.perf_counter()
         post_id = create_post(stack, f"{tag} {index}")
 
-        def shown(post: str = post_id) -> bool:
-            return _shown(stack, post) is not None
+        def arrived(post: str = post_id) -> bool:
+            return shown(stack, post) is not None
 
-        seconds.append(_until(shown, started))
+        seconds.append(_until(arrived, started))
     return seconds
 
 
 def comment_latency(stack: LocalStack, comments: int, tag: str) -> list[float]:
     """Seconds from ``POST /posts/{id}/comments`` until the comment shows as approved."""
     post_id = create_post(stack, f"{tag} comments")
-    _until(lambda: _shown(stack, post_id) is not None, time.perf_counter())
+    _until(lambda: shown(stack, post_id) is not None, time.perf_counter())
     seconds = []
     for index in range(comments):
         content = f"{tag} comment {index}"
         started = time.perf_counter()
-        _post(f"{stack.url}/posts/{post_id}/comments", {"content": content})
+        status, _ = stack.api.post(f"/posts/{post_id}/comments", {"content": content})
+        if status != 201:
+            raise RuntimeError(f"POST /posts/{post_id}/comments answered {status}")
 
         def approved(text: str = content) -> bool:
-            post = _shown(stack, post_id) or {"comments": []}
+            post = shown(stack, post_id) or {"comments": []}
             return any(c["content"] == text and c["status"] == "approved" for c in post["comments"])
 
         seconds.append(_until(approved, started))
@@ -142,16 +116,10 @@ def summary(samples: list[float]) -> dict[str, Any]:
     return {
         "n": len(samples),
         "not_visible_within_timeout": sum(1 for s in samples if s == float("inf")),
-        "p50": _rank(samples, 50),
-        "p95": _rank(samples, 95),
+        "p50": stats.percentile(samples, 50),
+        "p95": stats.percentile(samples, 95),
         "max": max(samples) if samples else None,
     }
-
-
-def _rank(samples: list[float], p: float) -> float:
-    """The nearest-rank percentile (defined with infinite samples, unlike interpolation)."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] if ordered else math.nan
 
 
 # --- the floor ------------------------------------------------------------------------------
@@ -205,7 +173,7 @@ def floor(stack: LocalStack, rounds: int, between: Callable[[], None]) -> list[f
     ``between`` runs after each round (one latency measurement): interleaved, the floor and
     the latency see the same machine load, which drifts on a shared machine.
     """
-    with stack_client(stack):
+    with stack_status(stack):
         from functions import aws
 
         d, s, q, st = (aws.client(n) for n in ("dynamodb", "sns", "sqs", "dynamodbstreams"))
@@ -306,7 +274,7 @@ def load_run(stack: LocalStack, **plan: Any) -> dict[str, Any]:
     from load import generator
 
     before = load_average()
-    with stack_client(stack) as status:
+    with stack_status(stack) as status:
         result = generator.run(
             generator.Plan(
                 url=stack.url,
@@ -395,7 +363,7 @@ def measure(sizes: dict[str, Any]) -> dict[str, Any]:
 
 
 def verdicts(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """(target, measured, threshold, met) for each of the issue's targets this run measures."""
+    """(target, measured, threshold, met) for each target this run measures."""
     fresh_ratio = r["post_fresh"]["p50"] / r["floor_fresh"]["p50"]
     burst, drain = r["burst"], r["drain"]
     ms = 1000
@@ -506,19 +474,20 @@ def markdown(r: dict[str, Any]) -> str:
     note = f" {r['note']}" if r.get("note") else ""
     return "\n".join(
         [
-            "## 6. Hold under load (issue 12's targets)",
+            "## 6. Hold under load",
             "",
-            common.machine_line(r["machine"]),
+            machine.machine_line(r["machine"]),
             "",
-            f"{SHARED_NOTE} Load averages (1, 5, 15 min): {load_text}.{note}",
+            f"The load averages include whatever else the machine ran meanwhile (1, 5, 15 min): "
+            f"{load_text}.{note}",
             "",
             "One run of `python -m benchmarks.hold_under_load` against `python -m emulator dev` "
             "(the concurrent runner, moto's server); every ratio is within this run. See the "
             "module's docstring for what each phase does.",
             "",
-            common.table(["target", "measured", "threshold", "met"], rows),
+            report.table(["target", "measured", "threshold", "met"], rows),
             "",
-            common.table(["latency", "p50 ms", "p95 ms", "max ms", "n"], latency_rows),
+            report.table(["latency", "p50 ms", "p95 ms", "max ms", "n"], latency_rows),
             "",
             f"- Burst: {burst['writes']} writes ({burst['posts']} posts, {burst['comments']} "
             f"comments) at {burst['throughput_per_s']}/s; largest query backlog "
@@ -534,15 +503,15 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def run(output: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": common.machine()}
+    result: dict[str, Any] = {"machine": machine.machine()}
     result.update(measure(sizes))
     result["markdown"] = markdown(result)
-    common.write_result(NAME, result, result["markdown"], output)
+    report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
 def main() -> None:
-    arguments = common.arguments("Issue 12's targets on the local stack, in one run.")
+    arguments = report.arguments("The local stack's targets under load, in one run.")
     print(run(arguments.output, QUICK if arguments.quick else FULL)["markdown"])
 
 

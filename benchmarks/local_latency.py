@@ -21,24 +21,15 @@ recorded but is not the backlog.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import machine, report, stats
+from benchmarks.local_stack import LocalStack, create_post, local_stack, shown, stack_status
+from benchmarks.report import log
 
 NAME = "local_latency"
 FULL: dict[str, Any] = {"writes": 200, "rates": [2, 5, 10, 15, 17.5, 20, 30], "window": 60.0}
@@ -50,79 +41,14 @@ VISIBLE_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
-class LocalStack:
-    url: str
-    aws_port: int
-    log_path: Path
-    pid: int
-    """The emulator process (moto's server and the runner); ``chalice local`` is its child."""
-
-
-@contextmanager
-def local_stack(
-    startup_timeout: float | None = None, root: Path = common.ROOT
-) -> Iterator[LocalStack]:
-    """``python -m emulator dev`` on free loopback ports; Ctrl+C (then SIGKILL) on the way out.
-
-    ``root`` is the checkout whose code runs (a worktree of another commit, to compare). The
-    start-up wait defaults to 120 s scaled by the load per core (at most 600 s): a loaded
-    machine starts slowly, and a smoke test must not fail for that.
-    """
-    if startup_timeout is None:
-        load = os.getloadavg()[0] / (os.cpu_count() or 1)
-        startup_timeout = min(600.0, 120.0 * max(1.0, load))
-    from emulator.local import start_dev_stack, wait_for_http
-
-    with tempfile.NamedTemporaryFile(prefix="bench-stack-", suffix=".log", delete=False) as file:
-        log_path = Path(file.name)
-    with log_path.open("wb") as output:
-        # chalice local logs every request: a file never fills up
-        dev = start_dev_stack(stderr=output, root=root)
-        stack = dev.process
-        clean = False
-        try:
-            wait_for_http(f"{dev.url}/posts", timeout=startup_timeout, process=stack)
-            yield LocalStack(dev.url, dev.aws_port, log_path, stack.pid)
-            clean = True
-        finally:
-            os.killpg(stack.pid, signal.SIGINT)
-            try:
-                stack.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(stack.pid, signal.SIGKILL)
-                stack.wait()
-                clean = False
-            if clean:
-                log_path.unlink(missing_ok=True)
-            else:
-                log(f"the stack's log is kept: {log_path}")
-
-
-def _request(url: str, body: Any | None = None, timeout: float = 10) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310 (loopback only)
-        url, data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        return json.loads(response.read())
-
-
-def create_post(stack: LocalStack, title: str) -> str:
-    return str(_request(f"{stack.url}/posts", {"title": title})["id"])
-
-
 def visible(stack: LocalStack, post_id: str, probe: str) -> bool:
     """Whether the post is in ``GET /posts`` (``probe="list"``) or ``GET /posts/{id}`` ("one")."""
     if probe == "list":
-        return post_id in _request(f"{stack.url}/posts")
-    try:
-        _request(f"{stack.url}/posts/{post_id}")
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return False
-        raise
-    return True
+        status, page = stack.api.get("/posts")
+        if status != 200:
+            raise RuntimeError(f"GET /posts answered {status}: {page}")
+        return post_id in page
+    return shown(stack, post_id) is not None
 
 
 def latency(stack: LocalStack, writes: int, probe: str = "list") -> dict[str, Any]:
@@ -149,42 +75,17 @@ def latency(stack: LocalStack, writes: int, probe: str = "list") -> dict[str, An
     return {
         "probe": probe,
         "writes": writes,
-        "probe_p50": common.percentile(probes, 50),
-        "first_quarter_p50": common.percentile(seconds[:quarter], 50),
-        "last_quarter_p50": common.percentile(seconds[-quarter:], 50),
-        "p50": common.percentile(seconds, 50),
-        "p95": common.percentile(seconds, 95),
-        "p99": common.percentile(seconds, 99),
+        "probe_p50": stats.percentile(probes, 50),
+        "first_quarter_p50": stats.percentile(seconds[:quarter], 50),
+        "last_quarter_p50": stats.percentile(seconds[-quarter:], 50),
+        "p50": stats.percentile(seconds, 50),
+        "p95": stats.percentile(seconds, 95),
+        "p99": stats.percentile(seconds, 99),
         "max": max(seconds),
-        "post_p50": common.percentile(posts, 50),
-        "post_p99": common.percentile(posts, 99),
+        "post_p50": stats.percentile(posts, 50),
+        "post_p99": stats.percentile(posts, 99),
         "samples": seconds,
     }
-
-
-@contextmanager
-def stack_client(stack: LocalStack) -> Iterator[Any]:
-    """``ops.status`` of the running stack, from this process (its environment restored after)."""
-    from emulator.config import stage_environment
-    from emulator.local import STAGE, endpoint
-    from emulator.moto_env import EMULATOR_ENVIRONMENT
-
-    environment = {
-        **EMULATOR_ENVIRONMENT,
-        **stage_environment(STAGE),
-        "AWS_ENDPOINT_URL": endpoint(stack.aws_port),
-    }
-    with common.scoped_environ(environment):
-        from emulator.control import RemoteConsumers, control_url
-        from functions import aws
-        from operations import ops
-
-        aws.reset()
-        consumers = RemoteConsumers(control_url(stack.aws_port))
-        try:
-            yield lambda: ops.status(consumers)
-        finally:
-            aws.reset()
 
 
 def _sample(status: Any, since: float) -> dict[str, Any]:
@@ -214,7 +115,7 @@ def step(stack: LocalStack, status: Any, rate: float, window: float) -> dict[str
         sent = time.perf_counter()
         try:
             create_post(stack, f"rate {rate} post {index}")
-        except (OSError, urllib.error.URLError, ValueError) as error:
+        except (OSError, RuntimeError, ValueError) as error:
             with lock:
                 failed.append(repr(error))
             return
@@ -252,7 +153,7 @@ def step(stack: LocalStack, status: Any, rate: float, window: float) -> dict[str
     stop.set()
     watcher.join(timeout=30)
     in_window = [(s["t"], float(s["backlog"])) for s in samples if s["t"] <= sent_seconds]
-    growth = common.slope(in_window[1:])  # the first sample is the empty stack
+    growth = stats.slope(in_window[1:])  # the first sample is the empty stack
     end_backlog = in_window[-1][1] if in_window else 0.0
     achieved = len(accepted) / max(sent_seconds, total / rate)
     holds = (
@@ -270,8 +171,8 @@ def step(stack: LocalStack, status: Any, rate: float, window: float) -> dict[str
         "late_sends": late,
         "sending_seconds": elapsed_sending,
         "achieved_rate": achieved,
-        "post_p50": common.percentile(accepted, 50),
-        "post_p99": common.percentile(accepted, 99),
+        "post_p50": stats.percentile(accepted, 50),
+        "post_p99": stats.percentile(accepted, 99),
         "backlog_slope_per_second": growth,
         "backlog_at_end": end_backlog,
         "backlog_max": max((b for _, b in in_window), default=0.0),
@@ -292,7 +193,7 @@ def measure(writes: int, rates: list[float], window: float) -> dict[str, Any]:
         one = latency(stack, writes, "one")
         log(f"latency p50 {one['p50']:.3f}s p99 {one['p99']:.3f}s")
         steps: list[dict[str, Any]] = []
-        with stack_client(stack) as status:
+        with stack_status(stack) as status:
             for rate in rates:
                 log(f"sustained: {rate}/s for {window:.0f}s")
                 result = step(stack, status, rate, window)
@@ -324,7 +225,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
             f"{s['window_seconds']:.0f}",
             f"{s['accepted']}/{s['offered']}",
             f"{s['achieved_rate']:.1f}",
-            common.fmt(s["post_p50"]),
+            report.fmt(s["post_p50"]),
             f"{s['backlog_slope_per_second']:.2f}",
             f"{s['backlog_at_end']:.0f}",
             f"{s['backlog_max']:.0f}",
@@ -344,17 +245,16 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
     lines = [
         "## 4. Local end-to-end latency and sustained rate",
         "",
-        common.machine_line(result["machine"]),
+        machine.machine_line(result["machine"]),
         "",
-        "The `make dev` stack (`python -m emulator dev`: moto's threaded server, the "
-        "event-source runner polling every 0.2 s when idle, `chalice local`), on loopback; the "
-        "load generator runs on the same machine.",
+        "The `make dev` stack (`python -m emulator dev`: moto's server, the event-source "
+        "runner, `chalice local`), on loopback; the writes are sent from the same machine.",
         "",
         f"Time from `POST /posts` until the post is visible (polled every "
         f"{1000 * POLL_SECONDS:.0f} ms after each answer), one write at a time, "
         f"{lat['writes']} writes; then the same with the cheaper probe `GET /posts/{{id}}`:",
         "",
-        common.table(
+        report.table(
             [
                 "visible in",
                 "p50, s",
@@ -368,14 +268,14 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
             [
                 [
                     label,
-                    common.fmt(run["p50"]),
-                    common.fmt(run["p95"]),
-                    common.fmt(run["p99"]),
-                    common.fmt(run["max"]),
-                    f"{common.fmt(run['first_quarter_p50'])} / "
-                    f"{common.fmt(run['last_quarter_p50'])}",
-                    common.fmt(run["probe_p50"]),
-                    common.fmt(run["post_p50"]),
+                    report.fmt(run["p50"]),
+                    report.fmt(run["p95"]),
+                    report.fmt(run["p99"]),
+                    report.fmt(run["max"]),
+                    f"{report.fmt(run['first_quarter_p50'])} / "
+                    f"{report.fmt(run['last_quarter_p50'])}",
+                    report.fmt(run["probe_p50"]),
+                    report.fmt(run["post_p50"]),
                 ]
                 for label, run in (
                     ("**`GET /posts`**", lat),
@@ -384,16 +284,15 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
             ],
         ),
         "",
-        "`GET /posts` answers with one page of the newest posts (before the view was paged, "
-        "issue 13, with the whole view, which grew by one post per write and made this probe "
-        "slower as a run went on); `GET /posts/{id}` returns one post.",
+        "`GET /posts` answers with one page of the newest posts; `GET /posts/{id}` returns one "
+        "post.",
         "",
         "Sustained rate: open-loop writes at each rate; backlog = unsent outbox records + the "
         "query queue's depth, sampled every 2 s with `ops.status`. A step holds if at least 90% "
         "of its writes were accepted and the backlog did not grow (slope under 5% of the rate, "
         "or under two seconds' worth at the end).",
         "",
-        common.table(
+        report.table(
             [
                 "rate",
                 "s",
@@ -410,13 +309,6 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         ),
         "",
         verdict,
-        "",
-        "The local runner runs the once-a-minute schedules (query catch-up, outbox sweeper, "
-        "archive segmenter) on a thread of their own, beside the stream and queue pollers, as "
-        "AWS runs them as functions of their own. The run before that change held 15/s, not "
-        "17.5/s, with backlog spikes of 50 to 60 once a minute. Side by side in one run "
-        "(section 5), the two commits do not differ, so that gain is not the change's "
-        "(PROFILE.md, section 4 C).",
     ]
     if plot:
         lines += ["", f"![local latency and backlog]({plot})"]
@@ -424,7 +316,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
 
 
 def draw(result: dict[str, Any], path: Path) -> str | None:
-    plt = common.pyplot()
+    plt = report.pyplot()
     if plt is None:
         return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -462,17 +354,17 @@ def draw(result: dict[str, Any], path: Path) -> str | None:
 def run(
     output: Path, writes: int, rates: list[float], window: float, plot: bool = True
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": common.machine(), "window": window, "rates": rates}
+    result: dict[str, Any] = {"machine": machine.machine(), "window": window, "rates": rates}
     result.update(measure(writes, rates, window))
     output.mkdir(parents=True, exist_ok=True)
     image = draw(result, output / f"{NAME}.png") if plot else None
     result["markdown"] = markdown(result, image)
-    common.write_result(NAME, result, result["markdown"], output)
+    report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
 def main() -> None:
-    arguments = common.arguments("Local end-to-end latency and sustained write rate.")
+    arguments = report.arguments("Local end-to-end latency and sustained write rate.")
     sizes = QUICK if arguments.quick else FULL
     print(run(arguments.output, sizes["writes"], sizes["rates"], sizes["window"])["markdown"])
 

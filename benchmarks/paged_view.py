@@ -1,12 +1,12 @@
-"""Bounded reads of the partitioned view (issue 13): GET /posts pages and GET /posts/{id}
+"""Bounded reads of the partitioned view: GET /posts pages and GET /posts/{id}
 as the view grows, and the rebuild against a floor that writes the same items.
 
 **Reads.** The view is seeded with N posts (two comments each; ids 30 s apart, so about 560
 posts per listing bucket of 2**24 ms) in bulk through the project's own store
 (``store.put_rows``, the rebuild's writer: 25 items a ``BatchWriteItem``) straight into the
-active version, in steps up to the largest size: seeding 50,000 posts through 50,000
-``POST /posts`` and the pipeline would take hours on moto, and the reads do not depend on how
-the rows got there. At each size, through the HTTP API (``chalice.test.Client``, in-process
+active version, in steps up to the largest size: seeding tens of thousands of posts through
+``POST /posts`` and the pipeline would take far longer on moto, and the reads do not depend
+on how the rows got there. At each size, through the HTTP API (``chalice.test.Client``, in-process
 moto), the median of ``REPEATS`` requests of: the first page of ``GET /posts`` (limit 50), a
 page deep in the middle (a cursor after the middle post), and ``GET /posts/{id}``. It reports
 the AWS calls, the wall and CPU seconds per request and moto's own ``Query`` time, and the
@@ -18,14 +18,12 @@ reads and item writes as bare boto3 calls, in alternating order), at 5,000 and 2
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import aws_calls, in_process, machine, report, stats, timers
+from benchmarks.report import log
 
 NAME = "paged_view"
 FULL: dict[str, Any] = {
@@ -66,26 +64,26 @@ def seed(settings: Any, first: int, last: int) -> None:
     store.put_rows(settings, store.DEFAULT_VERSION, rows)
 
 
-def timed(stack: common.InProcess, path: str) -> dict[str, Any]:
+def timed(stack: in_process.InProcess, path: str) -> dict[str, Any]:
     """Median wall and CPU seconds, moto query seconds and calls of ``REPEATS`` GETs of
     ``path``."""
     seconds, cpu_seconds, moto_seconds, calls = [], [], [], []
     for _ in range(REPEATS + 1):  # the first is a warm-up
-        with common.CallCounter() as counter, common.MotoQueryTimer() as moto:
+        with aws_calls.CallCounter() as counter, timers.MotoQueryTimer() as moto:
             start, cpu = time.perf_counter(), time.process_time()
-            response = stack.api.client.http.get(path)
+            response = stack.api.request("GET", path)
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-        assert response.status_code == 200, response.body
+        assert response.status == 200, response.body
         seconds.append(elapsed)
         cpu_seconds.append(cpu)
         moto_seconds.append(moto.seconds)
         calls.append(counter.by_operation())
-    body = json.loads(response.body)
+    body = response.json()
     return {
         "path": path.split("?")[0],
-        "seconds": common.median(seconds[1:]),
-        "cpu_seconds": common.median(cpu_seconds[1:]),
-        "moto_query_seconds": common.median(moto_seconds[1:]),
+        "seconds": stats.median(seconds[1:]),
+        "cpu_seconds": stats.median(cpu_seconds[1:]),
+        "moto_query_seconds": stats.median(moto_seconds[1:]),
         "calls": calls[-1],
         "call_count": sum(calls[-1].values()),
         "posts": len(body) if "comments" not in body else 1,
@@ -96,13 +94,13 @@ def reads(sizes: list[int]) -> list[dict[str, Any]]:
     from functions.query.cursor import Cursor
 
     results = []
-    with common.in_process_stack() as stack:
+    with in_process.in_process_stack() as stack:
         seeded = 0
         for size in sizes:
             log(f"seeding posts {seeded} to {size}")
             seed(stack.settings, seeded, size)
             seeded = size
-            common.settle_memory()
+            in_process.settle_memory()
             middle = post_id(size // 2)
             deep = f"/posts?limit={LIMIT}&after={Cursor.after_post(middle).encode()}"
             measured = {
@@ -174,9 +172,9 @@ def markdown(result: dict[str, Any]) -> str:
     sections = [
         "## Paged reads and the rebuild of the partitioned view",
         "",
-        common.machine_line(result["machine"]),
+        machine.machine_line(result["machine"]),
         f"The machine is shared with other jobs: load average {result['load'][0]} at the start, "
-        f"{result['load'][1]} at the end (1-minute, on 2 cores).",
+        f"{result['load'][1]} at the end (1-minute, on {result['machine']['cores']} cores).",
         "",
         "### Reads as the view grows",
         "",
@@ -186,7 +184,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"each post has two comments; limit {LIMIT}. Each cell: AWS calls / wall ms / CPU ms "
         "per request (ms of it inside moto's `Query`).",
         "",
-        common.table(["posts in the view", *kinds], rows),
+        report.table(["posts in the view", *kinds], rows),
     ]
     for built in result["rebuilds"]:
         sections += [
@@ -214,18 +212,15 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    arguments = common.arguments("Paged reads and the rebuild of the partitioned view.")
+    arguments = report.arguments("Paged reads and the rebuild of the partitioned view.")
     sizes = QUICK if arguments.quick else FULL
-    result: dict[str, Any] = {"machine": common.machine()}
+    result: dict[str, Any] = {"machine": machine.machine()}
     load = [f"{os.getloadavg()[0]:.1f}"]
     result["reads"] = reads(sizes["sizes"])
     result["rebuilds"] = rebuilds(sizes["rebuilds"], sizes["rebuild_repeats"])
     result["load"] = [*load, f"{os.getloadavg()[0]:.1f}"]
     result["markdown"] = markdown(result)
-    output: Path = arguments.output
-    output.mkdir(parents=True, exist_ok=True)
-    (output / f"{NAME}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (output / "PAGED_VIEW.md").write_text(result["markdown"] + "\n")
+    report.write_page(NAME, result, "PAGED_VIEW.md", arguments.output)
     print(result["markdown"])
 
 

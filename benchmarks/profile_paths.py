@@ -28,18 +28,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import in_process, local_stack, machine, report, seeded_history
+from benchmarks.report import log
 
+ROOT = machine.ROOT
 CATEGORIES = (
-    ("project", (f"{common.ROOT}/functions/", f"{common.ROOT}/emulator/", f"{common.ROOT}/app.py")),
+    (
+        "project",
+        (f"{ROOT}/functions/", f"{ROOT}/operations/", f"{ROOT}/emulator/", f"{ROOT}/app.py"),
+    ),
     # werkzeug parses moto's requests in-process too, and serves them in moto's server
     ("moto (the emulated AWS)", ("/moto/", "/werkzeug/", "/flask/")),
     ("botocore/boto3 (the AWS client)", ("/botocore/", "/boto3/", "/s3transfer/", "/urllib3/")),
     ("pydantic", ("/pydantic/", "/pydantic_core/")),
     ("chalice", ("/chalice/",)),
     ("powertools", ("/aws_lambda_powertools/",)),
-    ("benchmark", (f"{common.ROOT}/benchmarks/",)),
+    ("benchmark", (f"{machine.ROOT}/benchmarks/",)),
 )
 OTHER = "standard library and other"
 MOTO, BOTOCORE = CATEGORIES[1][0], CATEGORIES[2][0]
@@ -75,7 +79,7 @@ def split(root: Any) -> tuple[dict[str, float], Counter[str], Counter[str]]:
         if self_time > 0:
             seconds[here] += self_time
             if known == "project":
-                where = frame.file_path.replace(f"{common.ROOT}/", "")
+                where = frame.file_path.replace(f"{machine.ROOT}/", "")
                 own[f"{where}:{frame.line_no} {frame.function}"] += self_time
             if library and here in (MOTO, BOTOCORE):
                 libraries[library] += self_time
@@ -109,7 +113,7 @@ def profile(name: str, prepare: Callable[[], Any], work: Callable[[Any], object]
 
 
 def live(posts: int) -> dict[str, Any]:
-    with common.in_process_stack() as stack:
+    with in_process.in_process_stack() as stack:
         stack.api.post("/posts", {"title": "warm-up"})
         stack.runner.drain()
 
@@ -127,10 +131,10 @@ def recovery_path(history: int, missed: int) -> dict[str, Any]:
     from functions.query import recovery
     from operations import ops
 
-    with common.in_process_stack() as stack:
+    with in_process.in_process_stack() as stack:
 
         def prepare() -> None:
-            common.seed_archive(stack.settings, history)
+            seeded_history.seed_archive(stack.settings, history)
             recovery.rebuild(stack.settings)
             ops.outage_start(stack.consumers, "query", "unsubscribe")
             for index in range(missed):
@@ -144,7 +148,7 @@ def rebuild_path(events: int) -> dict[str, Any]:
     from benchmarks import rebuild
     from functions.query import recovery
 
-    with common.in_process_stack() as stack:
+    with in_process.in_process_stack() as stack:
 
         def prepare() -> None:
             rebuild.seed(stack, events, min(2_000, events // 4))
@@ -157,7 +161,7 @@ SPY_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*):\d+\)$")
 
 def spy_category(path: str) -> str | None:
     """py-spy's paths are short: ``functions/x.py``, ``moto/...``, ``threading.py``."""
-    if path.startswith(("functions/", "emulator/", "app.py")):
+    if path.startswith(("functions/", "operations/", "emulator/", "app.py")):
         return "project"
     return category("/" + path)
 
@@ -230,7 +234,7 @@ def _spy(rate: float, seconds: float, output: Path) -> list[dict[str, Any]]:
 
     spy = Path(sys.executable).parent / "py-spy"
     results = []
-    with local_latency.local_stack() as stack:
+    with local_stack.local_stack() as stack:
         local_latency.latency(stack, 5)
         targets = {"local-emulator": stack.pid}
         chalice = [p for p in _children(stack.pid) if b"chalice" in _cmdline(p)]
@@ -258,7 +262,7 @@ def _spy(rate: float, seconds: float, output: Path) -> list[dict[str, Any]]:
             )
             for name, pid in targets.items()
         }
-        with local_latency.stack_client(stack) as status:
+        with local_stack.stack_status(stack) as status:
             step = local_latency.step(stack, status, rate, seconds)
         for recorder in recorders.values():
             recorder.wait(timeout=seconds + 60)
@@ -310,7 +314,7 @@ def write(results: list[dict[str, Any]], output: Path) -> None:
     folder = output / "profiles"
     folder.mkdir(parents=True, exist_ok=True)
     profiles: list[dict[str, Any]] = []
-    summary = {"machine": common.machine(), "profiles": profiles}
+    summary = {"machine": machine.machine(), "profiles": profiles}
     for result in results:
         lines = [
             f"# {result['name']}: {result['seconds']:.2f} s under pyinstrument (1 ms samples)",
@@ -333,7 +337,7 @@ def write(results: list[dict[str, Any]], output: Path) -> None:
 
 
 def main() -> None:
-    arguments = common.arguments("Profiles of the slow paths, by whose code it is.", "--local")
+    arguments = report.arguments("Profiles of the slow paths, by whose code it is.", "--local")
     quick = arguments.quick
     if arguments.local:
         folder = arguments.output / "profiles"

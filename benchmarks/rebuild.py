@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import aws_calls, in_process, machine, report, seeded_history, stats, timers
+from benchmarks.report import log
 
 NAME = "rebuild"
 FULL = {"events": 20_000, "tail": 2_000}
@@ -40,12 +39,12 @@ REPEATS = 5
 FLOOR_VERSION = "floor"
 
 
-def seed(stack: common.InProcess, events: int, tail: int) -> None:
+def seed(stack: in_process.InProcess, events: int, tail: int) -> None:
     """``events`` archived events; all but the last ``tail`` or so in S3 segments."""
     from functions.query import recovery
 
-    common.seed_archive(stack.settings, events - tail)  # complete buckets go to S3
-    common.seed_archive(stack.settings, tail, segment=False)
+    seeded_history.seed_archive(stack.settings, events - tail)  # complete buckets go to S3
+    seeded_history.seed_archive(stack.settings, tail, segment=False)
     recovery.rebuild(stack.settings)  # the current view, which the measured rebuilds replace
     recovery.drop_retired(stack.settings)
 
@@ -74,17 +73,17 @@ def floor(settings: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     table = settings.table(names.ARCHIVE_TABLE)
     view_table = settings.table(names.VIEW_TABLE)
     events = 0
-    with common.stopwatch() as total:
+    with stats.stopwatch() as total:
         head = archive.head(settings)
         last_bucket = archive.bucket_of(settings, head.position)
-        with common.stopwatch() as read_s3:
+        with stats.stopwatch() as read_s3:
             for bucket in range(head.segmented_through):
                 body = s3.get_object(
                     Bucket=settings.archive_bucket,
                     Key=archive._segment_key(bucket),  # the archive's own object key
                 )["Body"].read()
                 events += body.count(b"\n")
-        with common.stopwatch() as read_table:
+        with stats.stopwatch() as read_table:
             pages = dynamodb.get_paginator("query")
             for bucket in range(head.segmented_through, last_bucket + 1):
                 for page in pages.paginate(
@@ -95,7 +94,7 @@ def floor(settings: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
                     ConsistentRead=True,
                 ):
                     events += page["Count"]
-        with common.stopwatch() as write:
+        with stats.stopwatch() as write:
             for start in range(0, len(items), 25):
                 pending: dict[str, Any] = {view_table: items[start : start + 25]}
                 while pending:
@@ -120,57 +119,24 @@ def _rebuild(settings: Any) -> dict[str, Any]:
         "catch up": (recovery, "catch_up"),
         "drop old version": (store, "drop_version"),
     }
-    with common.PhaseTimer(phases) as timer, common.stopwatch() as total:
-        report = recovery.rebuild(settings)
+    with timers.PhaseTimer(phases) as timer, stats.stopwatch() as total:
+        rebuilt = recovery.rebuild(settings)
     seconds = total()
     breakdown = {"read + parse + fold": seconds - sum(timer.seconds.values()), **timer.seconds}
     return {
         "seconds": seconds,
-        "events": report.events,
-        "rows": report.rows,
+        "events": rebuilt.events,
+        "rows": rebuilt.rows,
         "phases": breakdown,
     }
-
-
-@dataclass
-class ApiTimer:
-    """CPU seconds spent inside AWS calls (botocore, and moto in-process) while entered."""
-
-    seconds: float = 0.0
-    _saved: Any = None
-    _depth: int = 0
-
-    def __enter__(self) -> ApiTimer:
-        from botocore.client import BaseClient
-
-        self._saved = BaseClient._make_api_call
-        original: Callable[..., Any] = self._saved
-
-        def timed(client: Any, *args: Any, **kwargs: Any) -> Any:
-            self._depth += 1
-            start = time.process_time()
-            try:
-                return original(client, *args, **kwargs)
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self.seconds += time.process_time() - start
-
-        BaseClient._make_api_call = timed
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        from botocore.client import BaseClient
-
-        BaseClient._make_api_call = self._saved
 
 
 def _timed(side: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run one side; its result with its calls, CPU seconds and their split."""
     with (
-        common.CallCounter() as calls,
-        common.MotoQueryTimer() as moto,
-        ApiTimer() as api,
+        aws_calls.CallCounter() as calls,
+        timers.MotoQueryTimer() as moto,
+        timers.ApiTimer() as api,
     ):
         cpu = time.process_time()
         result = side()
@@ -188,12 +154,12 @@ def _timed(side: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def measure(events: int, tail: int, repeats: int, segment_size: int = 1000) -> dict[str, Any]:
     from functions.query import recovery, store
 
-    with common.in_process_stack({"ARCHIVE_SEGMENT_SIZE": str(segment_size)}) as stack:
+    with in_process.in_process_stack({"ARCHIVE_SEGMENT_SIZE": str(segment_size)}) as stack:
         log(f"seeding {events} events")
         seed(stack, events, tail)
         settings = stack.settings
         items = floor_items(settings)
-        common.settle_memory()
+        in_process.settle_memory()
         runs = []
         for repeat in range(repeats + 1):  # the first is a warm-up
             run: dict[str, Any] = {}
@@ -217,9 +183,9 @@ def measure(events: int, tail: int, repeats: int, segment_size: int = 1000) -> d
                 f" ratio {run['ratio']:.2f} (CPU {run['cpu_ratio']:.2f})"
             )
             runs.append(run)
-    middle = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
-    rebuild_seconds = common.median([r["rebuild"]["seconds"] for r in runs])
-    floor_seconds = common.median([r["floor"]["seconds"] for r in runs])
+    middle = sorted(runs, key=lambda r: r["ratio"])[stats.rank(len(runs), 50)]
+    rebuild_seconds = stats.median([r["rebuild"]["seconds"] for r in runs])
+    floor_seconds = stats.median([r["floor"]["seconds"] for r in runs])
     return {
         "events": runs[0]["rebuild"]["events"],
         "tail": tail,
@@ -229,18 +195,18 @@ def measure(events: int, tail: int, repeats: int, segment_size: int = 1000) -> d
         "floor_seconds": floor_seconds,
         "rebuild_events_per_second": runs[0]["rebuild"]["events"] / rebuild_seconds,
         "floor_events_per_second": runs[0]["rebuild"]["events"] / floor_seconds,
-        "ratio_median": common.median([r["ratio"] for r in runs]),
+        "ratio_median": stats.median([r["ratio"] for r in runs]),
         "ratios": [r["ratio"] for r in runs],
         **{
-            f"{side}_{part}_cpu_seconds": common.median(
+            f"{side}_{part}_cpu_seconds": stats.median(
                 [r[side][f"{part}_cpu_seconds"] for r in runs]
             )
             for side in ("rebuild", "floor")
             for part in ("aws", "own")
         },
-        "rebuild_cpu_seconds": common.median([r["rebuild"]["cpu_seconds"] for r in runs]),
-        "floor_cpu_seconds": common.median([r["floor"]["cpu_seconds"] for r in runs]),
-        "cpu_ratio_median": common.median([r["cpu_ratio"] for r in runs]),
+        "rebuild_cpu_seconds": stats.median([r["rebuild"]["cpu_seconds"] for r in runs]),
+        "floor_cpu_seconds": stats.median([r["floor"]["cpu_seconds"] for r in runs]),
+        "cpu_ratio_median": stats.median([r["cpu_ratio"] for r in runs]),
         "cpu_ratios": [r["cpu_ratio"] for r in runs],
         "median_run": middle,
         "runs": runs,
@@ -254,16 +220,16 @@ def comparison(result: dict[str, Any]) -> str:
         rows.append(
             [
                 side,
-                common.fmt(result[f"{side}_seconds"], 2),
+                report.fmt(result[f"{side}_seconds"], 2),
                 f"{result['events'] / result[f'{side}_seconds']:,.0f}",
-                common.fmt(result[f"{side}_cpu_seconds"], 2),
-                common.fmt(result[f"{side}_aws_cpu_seconds"], 2),
-                common.fmt(result[f"{side}_own_cpu_seconds"], 2),
+                report.fmt(result[f"{side}_cpu_seconds"], 2),
+                report.fmt(result[f"{side}_aws_cpu_seconds"], 2),
+                report.fmt(result[f"{side}_own_cpu_seconds"], 2),
                 f"**{result['ratio_median']:.2f}**" if side == "rebuild" else "1",
                 f"**{result['cpu_ratio_median']:.2f}**" if side == "rebuild" else "1",
             ]
         )
-    return common.table(
+    return report.table(
         [
             "",
             "wall s",
@@ -282,23 +248,23 @@ def phases_table(result: dict[str, Any]) -> str:
     run = result["median_run"]
     phases = run["rebuild"]["phases"]
     floor_run = run["floor"]
-    return common.table(
+    return report.table(
         ["rebuild phase", "s", "floor part", "s"],
         [
             [
                 "read + parse + fold the history",
-                common.fmt(phases["read + parse + fold"], 2),
+                report.fmt(phases["read + parse + fold"], 2),
                 "read S3 segments",
-                common.fmt(floor_run["read_s3_seconds"], 2),
+                report.fmt(floor_run["read_s3_seconds"], 2),
             ],
-            ["", "", "read the table tail", common.fmt(floor_run["read_table_seconds"], 2)],
+            ["", "", "read the table tail", report.fmt(floor_run["read_table_seconds"], 2)],
             [
                 "write the new version",
-                common.fmt(phases["write new version"], 2),
+                report.fmt(phases["write new version"], 2),
                 "write the rows and the directory",
-                common.fmt(floor_run["write_seconds"], 2),
+                report.fmt(floor_run["write_seconds"], 2),
             ],
-            ["catch up the new version", common.fmt(phases["catch up"], 2), "", ""],
+            ["catch up the new version", report.fmt(phases["catch up"], 2), "", ""],
         ],
     )
 
@@ -314,7 +280,7 @@ def markdown(result: dict[str, Any]) -> str:
         [
             "## 2. Full rebuild",
             "",
-            common.machine_line(result["machine"]),
+            machine.machine_line(result["machine"]),
             "",
             f"`recovery.rebuild` of the query view from {result['events']:,} archived events "
             f"(the last {result['tail']:,} or so only in the DynamoDB table, the rest in S3 "
@@ -334,7 +300,7 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "AWS calls (the same repeat):",
             "",
-            common.table(["operation", "floor", "rebuild"], calls),
+            report.table(["operation", "floor", "rebuild"], calls),
         ]
     )
 
@@ -342,15 +308,15 @@ def markdown(result: dict[str, Any]) -> str:
 def run(
     output: Path, events: int, tail: int, repeats: int = REPEATS, segment_size: int = 1000
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": common.machine(), "segment_size": segment_size}
+    result: dict[str, Any] = {"machine": machine.machine(), "segment_size": segment_size}
     result.update(measure(events, tail, repeats, segment_size))
     result["markdown"] = markdown(result)
-    common.write_result(NAME, result, result["markdown"], output)
+    report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
 def main() -> None:
-    arguments = common.arguments("Full rebuild vs the floor of its calls.")
+    arguments = report.arguments("Full rebuild vs the floor of its calls.")
     sizes = QUICK if arguments.quick else FULL
     print(run(arguments.output, sizes["events"], sizes["tail"])["markdown"])
 

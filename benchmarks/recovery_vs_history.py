@@ -1,7 +1,7 @@
 """Recovery vs history: how long the query view takes to converge after missing M events,
 with H events already in the archive.
 
-The claim (README, "the recovery design"): catch-up reads exactly the positions the view
+The design's claim (docs/design.md): catch-up reads exactly the positions the view
 missed, so its cost is flat in H and linear in M.
 
 For each H, a fresh in-process stack gets a history of H events written straight into the
@@ -23,8 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import aws_calls, in_process, machine, report, seeded_history, stats, timers
+from benchmarks.report import log
 
 NAME = "recovery_vs_history"
 FULL: dict[str, Any] = {
@@ -38,7 +38,7 @@ Linear = tuple[int, list[int]]
 REPEATS = 3
 
 
-def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any]:
+def _one_repeat(stack: in_process.InProcess, missed: int, tag: str) -> dict[str, Any]:
     from functions import archive
     from functions.query.service import SUBSCRIPTION
     from functions.subscriptions import checkpoint, follower
@@ -57,17 +57,17 @@ def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any
     assert head - watermark == missed, (head, watermark, missed)
 
     with (
-        common.PhaseTimer({"catch-up": (follower, "catch_up")}) as phases,
-        common.CallCounter() as calls,
-        common.MotoQueryTimer() as moto_query,
-        common.stopwatch() as elapsed,
+        timers.PhaseTimer({"catch-up": (follower, "catch_up")}) as phases,
+        aws_calls.CallCounter() as calls,
+        timers.MotoQueryTimer() as moto_query,
+        stats.stopwatch() as elapsed,
     ):
-        report = ops.outage_end(stack.consumers, "query")
+        caught_up = ops.outage_end(stack.consumers, "query")
     converged = elapsed()
-    assert report is not None
-    assert report.recovered == missed, report
+    assert caught_up is not None
+    assert caught_up.recovered == missed, caught_up
 
-    with common.stopwatch() as get_time:  # the first page, as a reader sees it
+    with stats.stopwatch() as get_time:  # the first page, as a reader sees it
         status, view = stack.api.get("/posts")
     assert status == 200
     assert view, "the first page is empty after recovery"
@@ -84,18 +84,18 @@ def _one_repeat(stack: common.InProcess, missed: int, tag: str) -> dict[str, Any
         "moto_queries": moto_query.calls,
         "calls": calls.by_operation(),
         "calls_total": len(calls.calls),
-        "report": report.model_dump(),
+        "report": caught_up.model_dump(),
         "get_posts_seconds": get_time(),
         "view_posts": len(view),
     }
 
 
-def _seed(stack: common.InProcess, history: int) -> dict[str, float]:
+def _seed(stack: in_process.InProcess, history: int) -> dict[str, float]:
     from functions.query import recovery
 
-    with common.stopwatch() as seeding:
-        common.seed_archive(stack.settings, history)
-    with common.stopwatch() as building:
+    with stats.stopwatch() as seeding:
+        seeded_history.seed_archive(stack.settings, history)
+    with stats.stopwatch() as building:
         recovery.rebuild(stack.settings)  # the view, current at H: as before an outage
     return {"seed_seconds": seeding(), "view_build_seconds": building()}
 
@@ -106,11 +106,11 @@ def measure(
     points: list[dict[str, Any]] = []
     seeding: dict[str, Any] = {}
     for history in sorted({*histories, linear[0]}):
-        with common.in_process_stack({"ARCHIVE_SEGMENT_SIZE": str(segment_size)}) as stack:
+        with in_process.in_process_stack({"ARCHIVE_SEGMENT_SIZE": str(segment_size)}) as stack:
             log(f"H={history}: seeding")
             seeding[str(history)] = _seed(stack, history)
             _one_repeat(stack, 5, "warm-up")  # imports, first calls: not measured
-            common.settle_memory()
+            in_process.settle_memory()
             sizes = [missed] if history in histories else []
             if history == linear[0]:
                 sizes += linear[1]
@@ -135,16 +135,16 @@ def _summary(history: int, missed: int, runs: list[dict[str, Any]]) -> dict[str,
     return {
         "history": history,
         "missed": missed,
-        "converge_median": common.median(converge),
+        "converge_median": stats.median(converge),
         "converge_min": min(converge),
         "converge_max": max(converge),
-        "catch_up_median": common.median([r["catch_up_seconds"] for r in runs]),
-        "moto_query_median": common.median(moto),
-        "without_moto_query_median": common.median(own),
-        "per_event_ms": 1000 * common.median(converge) / missed,
+        "catch_up_median": stats.median([r["catch_up_seconds"] for r in runs]),
+        "moto_query_median": stats.median(moto),
+        "without_moto_query_median": stats.median(own),
+        "per_event_ms": 1000 * stats.median(converge) / missed,
         "calls": runs[len(runs) // 2]["calls"],
         "calls_total": [r["calls_total"] for r in runs],
-        "get_posts_median": common.median([r["get_posts_seconds"] for r in runs]),
+        "get_posts_median": stats.median([r["get_posts_seconds"] for r in runs]),
         "runs": runs,
     }
 
@@ -160,7 +160,7 @@ def verdicts(
     small, large = _point(result, min(histories), missed), _point(result, max(histories), missed)
     h_linear, ms = linear
     fitted = [(m, _point(result, h_linear, m)["converge_median"]) for m in sorted(ms)]
-    per_event = common.slope(fitted)
+    per_event = stats.slope(fitted)
     mean_m = sum(m for m, _ in fitted) / len(fitted)
     fixed = sum(t for _, t in fitted) / len(fitted) - per_event * mean_m
     worst = max(abs(t - (fixed + per_event * m)) / t for m, t in fitted)
@@ -187,14 +187,14 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         [
             f"{p['history']:,}",
             f"{p['missed']:,}",
-            common.fmt(p["converge_median"]),
-            f"{common.fmt(p['converge_min'])} to {common.fmt(p['converge_max'])}",
-            common.fmt(p["catch_up_median"]),
-            common.fmt(p["moto_query_median"]),
-            common.fmt(p["without_moto_query_median"]),
-            common.fmt(p["per_event_ms"], 2),
+            report.fmt(p["converge_median"]),
+            f"{report.fmt(p['converge_min'])} to {report.fmt(p['converge_max'])}",
+            report.fmt(p["catch_up_median"]),
+            report.fmt(p["moto_query_median"]),
+            report.fmt(p["without_moto_query_median"]),
+            report.fmt(p["per_event_ms"], 2),
             sum(p["calls"].values()),
-            common.fmt(p["get_posts_median"], 2),
+            report.fmt(p["get_posts_median"], 2),
         ]
         for p in result["points"]
     ]
@@ -203,7 +203,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
     lines = [
         "## 1. Recovery vs history",
         "",
-        common.machine_line(result["machine"]),
+        machine.machine_line(result["machine"]),
         "",
         "Time from `ops.outage_end` (resubscribe + catch-up from the archive) until the view "
         "holds every missed post, after M posts written through `POST /posts` while the query "
@@ -211,7 +211,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         f"{result['segment_size']:,}; complete buckets in S3). In-process moto; median of "
         f"{result['repeats']} repeats on one seeded stack (H grows by M per repeat).",
         "",
-        common.table(
+        report.table(
             [
                 "H (history)",
                 "M (missed)",
@@ -245,8 +245,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         f"spreads thinner as M grows. Least squares: {v['fixed_seconds']:.3f} s + "
         f"{v['marginal_ms_per_event']:.2f} ms x M.",
         "- `GET /posts` (its first page) and a `GET /posts/{id}` per missed post are the "
-        "convergence check, outside the clock. Runs before the view was paged (issue 13) "
-        "read the whole view there, which grew with H.",
+        "convergence check, outside the clock.",
         "",
         f"AWS calls of one recovery at M = {result['missed']}: "
         + ", ".join(f"{op} {n}" for op, n in calls.items())
@@ -258,7 +257,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
 
 
 def draw(result: dict[str, Any], path: Path) -> str | None:
-    plt = common.pyplot()
+    plt = report.pyplot()
     if plt is None:
         return None
     missed = result["missed"]
@@ -329,7 +328,7 @@ def run(
     segment_size: int = 1000,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "machine": common.machine(),
+        "machine": machine.machine(),
         "histories": histories,
         "missed": missed,
         "linear": [linear[0], list(linear[1])],
@@ -340,12 +339,12 @@ def run(
     output.mkdir(parents=True, exist_ok=True)
     image = draw(result, output / f"{NAME}.png") if plot else None
     result["markdown"] = markdown(result, image)
-    common.write_result(NAME, result, result["markdown"], output)
+    report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
 def main() -> None:
-    arguments = common.arguments(__doc__.split("\n\n")[0] if __doc__ else NAME)
+    arguments = report.arguments(__doc__.split("\n\n")[0] if __doc__ else NAME)
     sizes = QUICK if arguments.quick else FULL
     result = run(arguments.output, sizes["histories"], sizes["missed"], sizes["linear"])
     print(result["markdown"])

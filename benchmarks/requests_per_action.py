@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
-from benchmarks.common import log
+from benchmarks import aws_calls, in_process, machine, report
+from benchmarks.report import log
 
 NAME = "requests_per_action"
 BATCHES = (1, 10)
@@ -197,7 +197,7 @@ LAMBDA_GB_SECONDS_ASSUMED = 0.128 * 0.1
 """Not measured: 128 MB (Chalice's default) for 100 ms per invocation."""
 
 
-def request_units(call: common.Call) -> tuple[float, float]:
+def request_units(call: aws_calls.Call) -> tuple[float, float]:
     """(write, read) request units of a DynamoDB call, for items under 1 KB (4 KB for reads).
 
     Transactions cost two units per item (ConditionCheck counted like a write: an assumption);
@@ -220,7 +220,7 @@ def request_units(call: common.Call) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def cost(calls: list[common.Call], invocations: float, actions: int) -> dict[str, float]:
+def cost(calls: list[aws_calls.Call], invocations: float, actions: int) -> dict[str, float]:
     """Dollars per action, by service, from the calls of ``actions`` actions (polls that found
     nothing left out), ``invocations`` Lambda invocations per action and one API request."""
     wru = rru = 0.0
@@ -252,21 +252,21 @@ def cost(calls: list[common.Call], invocations: float, actions: int) -> dict[str
 # --- measuring ------------------------------------------------------------------------------
 
 
-def _invocations(stack: common.InProcess) -> dict[str, int]:
+def _invocations(stack: in_process.InProcess) -> dict[str, int]:
     return {name: source.stats.invocations for name, source in stack.runner.sources.items()}
 
 
-def _settle(stack: common.InProcess) -> None:
+def _settle(stack: in_process.InProcess) -> None:
     stack.runner.drain()
     stack.runner.fire("query_catch_up")
 
 
 def _count(
-    stack: common.InProcess, act: Any, actions: int
-) -> tuple[common.CallCounter, dict[str, float]]:
+    stack: in_process.InProcess, act: Any, actions: int
+) -> tuple[aws_calls.CallCounter, dict[str, float]]:
     """Run ``act`` then drain the pipeline, counting calls and Lambda invocations."""
     before = _invocations(stack)
-    with common.CallCounter() as calls:
+    with aws_calls.CallCounter() as calls:
         act()
         stack.runner.drain()
     after = _invocations(stack)
@@ -276,16 +276,16 @@ def _count(
     return calls, invoked
 
 
-def _per_action(calls: common.CallCounter, actions: int) -> dict[str, float]:
+def _per_action(calls: aws_calls.CallCounter, actions: int) -> dict[str, float]:
     counts = Counter(f"{c.actor} {c.service}.{c.operation}" for c in calls.calls if not c.empty)
     return {key: n / actions for key, n in sorted(counts.items())}
 
 
-def _empty_polls(calls: common.CallCounter) -> int:
+def _empty_polls(calls: aws_calls.CallCounter) -> int:
     return sum(1 for c in calls.calls if c.empty)
 
 
-def measure_post(stack: common.InProcess, n: int) -> dict[str, Any]:
+def measure_post(stack: in_process.InProcess, n: int) -> dict[str, Any]:
     _settle(stack)
 
     def act() -> None:
@@ -297,7 +297,7 @@ def measure_post(stack: common.InProcess, n: int) -> dict[str, Any]:
     return _flow_result(stack, "post", n, calls, invoked)
 
 
-def measure_comment(stack: common.InProcess, n: int) -> dict[str, Any]:
+def measure_comment(stack: in_process.InProcess, n: int) -> dict[str, Any]:
     posts = [stack.api.post("/posts", {"title": f"for comment {i}"})[1]["id"] for i in range(n)]
     _settle(stack)
 
@@ -308,7 +308,7 @@ def measure_comment(stack: common.InProcess, n: int) -> dict[str, Any]:
 
     calls, invoked = _count(stack, act, n)
     result = _flow_result(stack, "comment", n, calls, invoked)
-    with common.CallCounter() as reads:
+    with aws_calls.CallCounter() as reads:
         for post_id in posts:
             status, post = stack.api.get(f"/posts/{post_id}")
             assert status == 200, post
@@ -318,13 +318,13 @@ def measure_comment(stack: common.InProcess, n: int) -> dict[str, Any]:
 
 
 def _flow_result(
-    stack: common.InProcess,
+    stack: in_process.InProcess,
     flow: str,
     n: int,
-    calls: common.CallCounter,
+    calls: aws_calls.CallCounter,
     invoked: dict[str, float],
 ) -> dict[str, Any]:
-    with common.CallCounter() as catch_up:
+    with aws_calls.CallCounter() as catch_up:
         stack.runner.fire("query_catch_up")
     minimum: dict[str, float] = {}
     for step in MINIMUM[flow]:
@@ -333,7 +333,7 @@ def _flow_result(
     minimum_invocations = _invocations_minimum(flow, n)
     measured_cost = cost(calls.calls, sum(invoked.values()), n)
     minimal_calls = [
-        common.Call(
+        aws_calls.Call(
             actor=actor,
             service=call.split(".", 1)[0],
             operation=call.split(".", 1)[1],
@@ -374,7 +374,7 @@ def _minimal_params(actor: str, call: str, n: int) -> dict[str, Any]:
 
 def measure() -> dict[str, Any]:
     flows: list[dict[str, Any]] = []
-    with common.in_process_stack() as stack:
+    with in_process.in_process_stack() as stack:
         measure_post(stack, 1)  # warm-up
         for n in BATCHES:
             log(f"post, batch {n}")
@@ -402,7 +402,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "## 3. Requests per user action",
         "",
-        common.machine_line(result["machine"]),
+        machine.machine_line(result["machine"]),
         "",
         "Every AWS call, counted with botocore event hooks on the in-process stack, per action, "
         "at batch size 1 (one action, then the pipeline drains) and 10 (ten actions, one "
@@ -456,7 +456,7 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"### {title}",
             "",
-            common.table(
+            report.table(
                 [
                     "who",
                     "call",
@@ -485,7 +485,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "### The design's minimum, call by call", ""]
     for flow in ("post", "comment"):
         lines.append(
-            common.table(
+            report.table(
                 ["step", "who", "call", "calls per batch of n"],
                 [[s.what, f"`{s.actor}`", s.call, s.per_batch] for s in MINIMUM[flow]],
             )
@@ -521,10 +521,10 @@ def _cost_section(result: dict[str, Any]) -> list[str]:
     return [
         "### Cost per million posts (each with two comments)",
         "",
-        common.table(headers, rows),
+        report.table(headers, rows),
         "",
-        f"**Prices**: AWS list prices for us-east-1 as of {PRICES_AS_OF}. This machine cannot "
-        "reach AWS's pricing pages: the prices were cited from memory, then cross-checked "
+        f"**Prices**: AWS list prices for us-east-1 as of {PRICES_AS_OF}, not read from AWS's "
+        "pricing pages (out of the benchmark's reach): cited from memory, then cross-checked "
         f"({PRICES_CHECKED}) against third-party pages found in stored copies: {CROSS_CHECKS}. "
         "API Gateway's and Lambda's were not cross-checked. Check the current pricing pages "
         "before relying on them. Free tiers, storage, data transfer, "
@@ -537,12 +537,12 @@ def _cost_section(result: dict[str, Any]) -> list[str]:
         "catch-up folds the live path's seen marks into its watermark with one write per "
         "10,000-position bucket a run, whatever the load: left out with the schedules.",
         "",
-        common.table(["price", "list price", "page"], prices),
+        report.table(["price", "list price", "page"], prices),
     ]
 
 
 def run(output: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": common.machine(), "prices_as_of": PRICES_AS_OF}
+    result: dict[str, Any] = {"machine": machine.machine(), "prices_as_of": PRICES_AS_OF}
     result.update(measure())
     result["per_million_posts"] = {
         str(n): {
@@ -552,12 +552,12 @@ def run(output: Path) -> dict[str, Any]:
         for n in BATCHES
     }
     result["markdown"] = markdown(result)
-    common.write_result(NAME, result, result["markdown"], output)
+    report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
 def main() -> None:
-    arguments = common.arguments("AWS requests per user action, and their cost.")
+    arguments = report.arguments("AWS requests per user action, and their cost.")
     print(run(arguments.output)["markdown"])  # one size: --quick changes nothing
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import machine, report
 
 BENCHMARKS = {
     "recovery_vs_history": 40 * 60,
@@ -31,13 +31,13 @@ def run(command: list[str], timeout: float) -> bool:
     """Run one benchmark; past ``timeout``, Ctrl+C it (so it stops what it started), then kill."""
     process = subprocess.Popen(  # noqa: S603 (our interpreter, fixed arguments)
         command,
-        cwd=common.ROOT,
+        cwd=machine.ROOT,
         stdout=subprocess.DEVNULL,  # the markdown is in RESULTS.md; progress goes to stderr
     )
     try:
         return process.wait(timeout=timeout) == 0
     except subprocess.TimeoutExpired:
-        common.log(f"timed out after {timeout:.0f}s: interrupting")
+        report.log(f"timed out after {timeout:.0f}s: interrupting")
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=60)
@@ -50,7 +50,7 @@ def run(command: list[str], timeout: float) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes: a check, not a result")
-    parser.add_argument("--output", type=Path, default=common.RESULTS)
+    parser.add_argument("--output", type=Path, default=report.RESULTS)
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     arguments = parser.parse_args()
     failed = []
@@ -58,16 +58,16 @@ def main() -> int:
         command = [sys.executable, "-m", f"benchmarks.{name}", "--output", str(arguments.output)]
         if arguments.quick:
             command.append("--quick")
-        common.log(f"{name}: {' '.join(command[1:])}")
+        report.log(f"{name}: {' '.join(command[1:])}")
         start = time.perf_counter()
         ok = run(command, BENCHMARKS[name])
-        common.log(f"{name}: {'done' if ok else 'FAILED'} in {time.perf_counter() - start:.0f}s")
+        report.log(f"{name}: {'done' if ok else 'FAILED'} in {time.perf_counter() - start:.0f}s")
         if not ok:
             failed.append(name)
-    results = common.refresh_results(arguments.output)
-    common.log(f"results: {results}")
+    results = report.refresh_results(arguments.output)
+    report.log(f"results: {results}")
     if failed:
-        common.log(f"failed: {', '.join(failed)}")
+        report.log(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -18,7 +18,8 @@ and prints a JSON summary (``writes``, ``throughput_per_s``, ``largest_backlog``
 
 Only loopback is allowed (127.0.0.1, localhost, ::1), for the API and for the emulated AWS
 (``--aws-port``, default ``AWS_PORT`` or 5000; the runner's control API is on the next port).
-Standard library only, apart from this repository's ``operations.ops`` for the outage and status.
+Standard library only, apart from this repository's ``operations.ops`` for the outage and status
+and ``tools.api_client`` for the API.
 """
 
 from __future__ import annotations
@@ -27,25 +28,22 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from tools.api_client import HttpApi
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_RATE = 200.0
 MAX_SECONDS = 600.0
 MAX_CONVERGE_SECONDS = 600.0
 Mode = Literal["pause", "unsubscribe", "purge"]
-VIEW_TIMEOUT = 120.0
-"""``GET /posts`` returns the whole view: thousands of rows after a burst, on a busy stack."""
 BANNED_EVERY = 4
 """Every fourth comment has the banned word, so moderation rejects some."""
 
@@ -95,39 +93,6 @@ class Written:
     comments: dict[str, tuple[str, str]] = field(default_factory=dict)  # id: (post, verdict)
     errors: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class Api:
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url, self._timeout = loopback_url(url), timeout
-
-    def call(
-        self, method: str, path: str, body: Any = None, timeout: float | None = None
-    ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 (checked: http on loopback)
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
-        )
-        try:
-            wait = self._timeout if timeout is None else timeout
-            with urllib.request.urlopen(request, timeout=wait) as response:  # noqa: S310
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, None
-
-    def every_post(self) -> dict[str, Any]:
-        """The whole view: GET /posts is one page, so follow its ``Link: rel="next"``."""
-        posts: dict[str, Any] = {}
-        path: str | None = "/posts?limit=200"
-        while path is not None:
-            with urllib.request.urlopen(self.url + path, timeout=self._timeout) as response:  # noqa: S310
-                posts |= json.loads(response.read())
-                link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link") or "")
-            path = "/" + link.group(1) if link else None
-        return posts
 
 
 @dataclass
@@ -228,13 +193,14 @@ class Plan:
     """Stop after this many writes even before ``seconds`` (the drain benchmark's 2,000)."""
 
 
-def write_once(api: Api, written: Written, rng: random.Random, serial: int) -> None:
+def write_once(api: HttpApi, written: Written, rng: random.Random, serial: int) -> None:
     """One write: a post, or a comment on a post written before (every fourth one banned)."""
     with written.lock:
         posts = list(written.posts)
     if not posts or serial % 3 == 0:
-        status, body = api.call("POST", "/posts", {"title": f"load post {serial}"})
-        if status == 201:
+        response = api.request("POST", "/posts", {"title": f"load post {serial}"})
+        if response.status == 201:
+            body = response.json()
             with written.lock:
                 written.posts[body["id"]] = body["title"]
             return
@@ -242,18 +208,18 @@ def write_once(api: Api, written: Written, rng: random.Random, serial: int) -> N
         post = rng.choice(posts)
         banned = serial % BANNED_EVERY == 0
         content = f"load comment {serial}" + (" with an orange" if banned else "")
-        status, body = api.call("POST", f"/posts/{post}/comments", {"content": content})
-        if status == 201:
-            [new] = [c for c in body if c["content"] == content]
+        response = api.request("POST", f"/posts/{post}/comments", {"content": content})
+        if response.status == 201:
+            [new] = [c for c in response.json() if c["content"] == content]
             with written.lock:
                 written.comments[new["id"]] = (post, "rejected" if banned else "approved")
             return
     with written.lock:
-        written.errors[str(status)] += 1
+        written.errors[str(response.status)] += 1
 
 
 def run(plan: Plan, log: Any = sys.stderr) -> Summary:
-    api = Api(plan.url)
+    api = HttpApi(loopback_url(plan.url))
     operations = Operations(plan.aws_port)
     written = Written()
     stop = threading.Event()
@@ -345,12 +311,11 @@ def _sleep_until(moment: float, stop: threading.Event) -> bool:
     return not stop.wait(max(moment - time.monotonic(), 0))
 
 
-def _missing(api: Api, written: Written) -> tuple[int, int]:
+def _missing(api: HttpApi, written: Written) -> tuple[int, int]:
     """(posts and comments missing from the view, comments there without their verdict)."""
-    try:
-        view = api.every_post()
-    except urllib.error.HTTPError as error:
-        raise RuntimeError(f"GET /posts answered {error.code}") from error
+    status, view = api.every_post()
+    if status != 200:
+        raise RuntimeError(f"GET /posts answered {status}")
     shown = {c["id"]: c["status"] for post in view.values() for c in post["comments"]}
     with written.lock:
         lost = sum(1 for post in written.posts if post not in view)
@@ -361,7 +326,9 @@ def _missing(api: Api, written: Written) -> tuple[int, int]:
     return lost, pending
 
 
-def _converge(api: Api, operations: Operations, written: Written, timeout: float) -> float | None:
+def _converge(
+    api: HttpApi, operations: Operations, written: Written, timeout: float
+) -> float | None:
     """Seconds until the view shows everything written, with verdicts; None on timeout.
 
     ``GET /posts`` returns the whole view, which costs the stack thousands of item reads after

@@ -13,9 +13,7 @@ stack with Ctrl+C.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +23,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from emulator.local import start_dev_stack, stop_process_group, wait_for_http
 from emulator.template import ROOT
+from tools.api_client import HttpApi
 
 CHROMIUM = Path("/usr/bin/chromium")
 STARTUP_SECONDS = 300
@@ -47,17 +46,12 @@ def local_stack() -> Iterator[str]:
         stop_process_group(stack, signal.SIGINT, wait=60)  # Ctrl+C, as a user stops it
 
 
-def api(url: str, path: str, body: dict[str, str]) -> dict[str, Any]:
+def api(url: str, path: str, body: dict[str, str]) -> Any:
     """A POST outside the page (the page marks what it wrote itself until it is on a page)."""
-    request = urllib.request.Request(  # noqa: S310 -- the local stack, on loopback
-        url + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
+    status, answer = HttpApi(url, timeout=30).post(path, body)
+    if status != 201:
+        raise RuntimeError(f"POST {path} answered {status}: {answer}")
+    return answer
 
 
 def seed(url: str) -> None:

@@ -15,8 +15,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -25,6 +23,7 @@ import pytest
 
 from emulator.local import start_dev_stack
 from functions import names
+from tools.api_client import HttpApi
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,7 @@ def wait_until_serving(stack: subprocess.Popen[bytes], url: str, errors: list[by
                 f"the stack exited with {stack.returncode} while starting:\n{_tail(errors)}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 (loopback only)
-                return
-        except urllib.error.HTTPError:
+            HttpApi(url, timeout=5).request("GET", "")  # any answer will do
             return
         except OSError:
             time.sleep(0.5)

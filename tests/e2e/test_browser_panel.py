@@ -5,10 +5,8 @@ Headless Chromium against ``python -m emulator dev``, with the fixtures and help
 """
 
 import contextlib
-import json
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from playwright.sync_api import Browser, Request, expect
 from tests.e2e import test_browser as shared
 from tests.e2e.conftest import LocalStack
 from tests.e2e.test_browser import Blog, comment_texts
+from tools.api_client import HttpApi
 
 pytestmark = shared.pytestmark
 browser = shared.browser
@@ -31,14 +30,9 @@ PAGE = 2
 
 def call(stack: LocalStack, method: str, path: str, body: Any = None) -> tuple[Any, str | None]:
     """An API call outside the page: its JSON answer and its Link header."""
-    request = urllib.request.Request(  # noqa: S310 -- the local stack, on loopback
-        stack.url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read()), response.headers.get("Link")
+    response = HttpApi(stack.url).request(method, path, body)
+    assert response.status < 300, response.body
+    return response.json(), response.header("Link")
 
 
 @contextlib.contextmanager

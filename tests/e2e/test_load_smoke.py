@@ -14,21 +14,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from typing import Any
 
 import pytest
 
 from emulator.template import ROOT
 from load.generator import TokenBucket, plan_of
 from tests.e2e.conftest import LocalStack
+from tools.api_client import HttpApi
 
 RATE, SECONDS = 8, 5
-
-
-def read_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (loopback)
-        return json.loads(response.read())
 
 
 def test_five_seconds_of_load_through_an_outage_lose_nothing(local_stack: LocalStack) -> None:
@@ -70,7 +64,8 @@ def test_five_seconds_of_load_through_an_outage_lose_nothing(local_stack: LocalS
     assert summary["errors"] == {}
     assert summary["writes"] == summary["posts"] + summary["comments"] >= 1
     # the report is right: the view, read here, holds exactly what it says it wrote
-    view = read_json(f"{local_stack.url}/posts")
+    status, view = HttpApi(local_stack.url, timeout=60).get("/posts")
+    assert status == 200, view
     comments = [c for post in view.values() for c in post["comments"]]
     assert (len(view), len(comments)) == (summary["posts"], summary["comments"])
     for comment in comments:

@@ -13,13 +13,13 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from emulator.template import ROOT
 from tests.e2e.conftest import LocalStack
+from tools.api_client import HttpApi
 
 MARKER = "<!-- seed-scenario:"
 
@@ -97,25 +97,23 @@ def blog_on_a_terminal(stack: LocalStack, *arguments: str) -> tuple[int, str, st
 
 
 def create_post(stack: LocalStack, title: str) -> str:
-    request = urllib.request.Request(  # noqa: S310 (loopback)
-        f"{stack.url}/posts",
-        data=json.dumps({"title": title}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return str(json.load(response)["id"])
+    status, post = HttpApi(stack.url, timeout=30).post("/posts", {"title": title})
+    assert status == 201, post
+    return str(post["id"])
 
 
 def walk_links(stack: LocalStack) -> list[list[str]]:
     """The post ids of each page of ``GET /posts``, following ``Link: rel="next"`` as a
     browser would: relative to the URL of the page that gave it."""
+    api = HttpApi(stack.url, timeout=30)
     pages: list[list[str]] = []
     url: str | None = f"{stack.url}/posts"
     while url is not None:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback)
-            pages.append(list(json.load(response)))
-            link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link") or "")
-        url = urllib.parse.urljoin(url, link.group(1)) if link else None
+        page = api.request("GET", url.removeprefix(stack.url))
+        assert page.status == 200, page.body
+        pages.append(list(page.json()))
+        link = page.next_link()
+        url = urllib.parse.urljoin(url, link) if link else None
     return pages
 
 

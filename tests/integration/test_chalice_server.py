@@ -11,8 +11,6 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from emulator.control import CONTROL_PORT_OFFSET
 from emulator.local import free_port, wait_for_http
 from emulator.template import ROOT
 from emulator.wake import WakeListener
+from tools.api_client import HttpApi
 
 DROPS = 10
 SERVERS = {
@@ -54,8 +53,8 @@ def stderr_after_dropped_requests(command: list[str]) -> str:
         wait_for_http(f"http://127.0.0.1:{port}/", timeout=120)
         for _ in range(DROPS):
             hang_up_mid_request(port)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
-            assert page.status == 200  # the server goes on serving
+        page = HttpApi(f"http://127.0.0.1:{port}", timeout=30).request("GET", "/")
+        assert page.status == 200  # the server goes on serving
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
@@ -91,16 +90,12 @@ def test_a_request_that_may_write_wakes_the_runner_and_a_read_does_not() -> None
     try:
         wait_for_http(f"http://127.0.0.1:{port}/", timeout=120)
         # WHEN it serves reads, then a write (refused as invalid: a write all the same)
+        api = HttpApi(f"http://127.0.0.1:{port}", timeout=30)
         for _ in range(3):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
-                assert page.status == 200
+            assert api.request("GET", "/").status == 200
         time.sleep(0.5)
         reads = len(rung)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/posts", b"{}", method="POST")
-        request.add_header("Content-Type", "application/json")
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=30)  # noqa: S310 (loopback)
-        assert refused.value.code == 422
+        assert api.request("POST", "/posts", {}).status == 422
         deadline = time.monotonic() + 10
         while not rung and time.monotonic() < deadline:
             time.sleep(0.02)

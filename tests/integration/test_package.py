@@ -232,11 +232,11 @@ def as_function(name: str) -> Iterator[None]:
 class ApiHandlerCalls(Api):
     """The HTTP API, with the AWS calls of each request attributed to the APIHandler."""
 
-    def post(self, path: str, body: Any) -> tuple[int, Any]:
+    def post(self, path: str, body: Any, *, timeout: float | None = None) -> tuple[int, Any]:
         with as_function("APIHandler"):
             return super().post(path, body)
 
-    def get(self, path: str) -> tuple[int, Any]:
+    def get(self, path: str, *, timeout: float | None = None) -> tuple[int, Any]:
         with as_function("APIHandler"):
             return super().get(path)
 

@@ -10,15 +10,12 @@ MiniStack lacks stream failure handling and the purge rule: moto and the runner 
 (tests/e2e). Schedules cannot be fired on demand, so tests invoke the scheduled function.
 """
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ from emulator.template import ROOT
 from functions import names
 from functions.settings import VARIABLES
 from operations import deployed
+from tools.api_client import HttpApi
 
 STACK = "blog-ministack"
 DEPLOY_TIMEOUT = 300
@@ -49,25 +47,11 @@ class Lane:
     resources: deployed.Resources
     consumers: deployed.StackConsumers
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 (loopback)
-            self.url + path.lstrip("/"),
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
     def post(self, path: str, body: Any) -> tuple[int, Any]:
-        return self.request("POST", path, body)
+        return HttpApi(self.url, timeout=120).post(path, body)
 
     def get(self, path: str) -> tuple[int, Any]:
-        return self.request("GET", path)
+        return HttpApi(self.url, timeout=120).get(path)
 
     def queue_depth(self, url: str) -> int:
         attributes = self.client("sqs").get_queue_attributes(

@@ -9,6 +9,7 @@ import pytest
 from functions import names
 from operations import deployed
 from tests.ministack.conftest import STACK, Lane, eventually
+from tools.api_client import HttpApi
 
 MAPPED = {"ModerationConsumer", "CommentsConsumer", "QueryConsumer", "OutboxPublisher"}
 
@@ -69,16 +70,15 @@ def test_seed_scenario_converges_through_api_gateway_and_the_mappings(lane: Lane
 
 
 def test_the_page_loads_through_api_gateway(lane: Lane) -> None:
-    import urllib.request
-
-    with urllib.request.urlopen(lane.url, timeout=60) as page:  # noqa: S310 (loopback)
-        assert page.status == 200
-        assert page.headers["Content-Type"].startswith("text/html")
-        html = page.read().decode()
+    api = HttpApi(lane.url, timeout=60)
+    page = api.request("GET", "/")
+    assert page.status == 200
+    assert (page.header("Content-Type") or "").startswith("text/html")
+    html = page.body.decode()
     assert '<script src="static/app.js" defer></script>' in html
     for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
-        with urllib.request.urlopen(f"{lane.url}static/{name}", timeout=60) as asset:  # noqa: S310
-            assert (asset.status, asset.headers["Content-Type"].split(";")[0]) == (200, kind)
+        asset = api.request("GET", f"/static/{name}")
+        assert (asset.status, (asset.header("Content-Type") or "").split(";")[0]) == (200, kind)
 
 
 def test_the_bridge_applied_what_ministack_skips(lane: Lane) -> None:
