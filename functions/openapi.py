@@ -281,7 +281,7 @@ def openapi_json() -> Response:
 
 
 def _preflight_route(path: str, methods: list[str]) -> Callable[[], Response]:
-    def answer() -> Response:
+    def answer(**_path_parameters: str) -> Response:
         return preflight(methods)
 
     answer.__name__ = "options_" + "".join(c if c.isalnum() else "_" for c in path)
