@@ -25,6 +25,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Request,
+    Response,
     Route,
     expect,
     sync_playwright,
@@ -299,8 +300,12 @@ def test_polls_ask_if_none_match_and_back_off_while_hidden(blog: Blog) -> None:
         if re.search(r"/posts(\?|$)", request.url) and request.method == "GET":
             polls.append((time.monotonic(), request.headers.get("if-none-match")))
 
+    def answered(response: Response) -> None:
+        if response.status == 304 and "/posts" in response.url:
+            not_modified.append(response.status)
+
     page.on("request", seen)
-    page.on("response", lambda r: r.status == 304 and "/posts" in r.url and not_modified.append(1))
+    page.on("response", answered)
     # WHEN the page polls an unchanged blog
     page.wait_for_event("response", lambda r: r.status == 304 and "/posts" in r.url)
     # THEN it sends the ETag it has, and the server answers 304
