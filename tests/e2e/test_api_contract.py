@@ -78,7 +78,10 @@ def test_schemathesis_finds_nothing_in_any_phase(local_stack: LocalStack) -> Non
     schema.hooks.register_hook_with_name(readable_once_projected, "after_call")
     problems: list[str] = []
     phases: dict[str, str] = {}
+    followed: list[int] = []  # statuses of reads of a post the step before created
     for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished) and event.phase.value == "stateful":
+            followed += reads_after_creation(event.recorder)
         if isinstance(event, events.PhaseFinished):
             phases[event.phase.name.value] = event.status.value
         if isinstance(event, events.NonFatalError):
@@ -96,6 +99,22 @@ def test_schemathesis_finds_nothing_in_any_phase(local_stack: LocalStack) -> Non
                         )
     assert not problems, "\n\n".join(problems)
     assert set(phases) >= {"examples", "coverage", "fuzzing", "stateful"}, phases
+    # AND the stateful phase did create posts and read them back through the document's link
+    assert 200 in followed, followed
+
+
+def reads_after_creation(recorder: Any) -> list[int]:
+    """The statuses of ``GET /posts/{post_id}`` steps whose parent step created that post."""
+    statuses = []
+    for case_id, node in recorder.cases.items():
+        parent = recorder.cases.get(node.parent_id) if node.parent_id else None
+        if parent is None or node.value.method.upper() != "GET" or parent.value.path != "/posts":
+            continue
+        if parent.value.method.upper() == "POST" and node.value.path == "/posts/{post_id}":
+            response = recorder.find_response(case_id=case_id)
+            if response is not None:
+                statuses.append(response.status_code)
+    return statuses
 
 
 # ---- the issue's checks, on the same stack -----------------------------------------------
