@@ -244,7 +244,7 @@ def write_once(api: Api, written: Written, rng: random.Random, serial: int) -> N
         content = f"load comment {serial}" + (" with an orange" if banned else "")
         status, body = api.call("POST", f"/posts/{post}/comments", {"content": content})
         if status == 201:
-            [new] = [c for c in body if c["content"] == content]
+            [new] = [c for c in body if c.get("content") == content]
             with written.lock:
                 written.comments[new["id"]] = (post, "rejected" if banned else "approved")
             return
