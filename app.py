@@ -4,19 +4,21 @@ import os
 
 from chalice.app import Chalice
 
-from functions import archiver, publisher
+from functions import archiver, openapi, publisher
 from functions.comments.blueprint import bp as comments
-from functions.http import chalice_errors_as_ours
+from functions.http import chalice_errors_as_ours, cors
 from functions.moderation.blueprint import bp as moderation
 from functions.posts.blueprint import bp as posts
 from functions.query.blueprint import bp as query
 from functions.web.blueprint import bp as web
 
 app = Chalice(app_name="blog")
-app.api.cors = True
+# No Chalice CORS (it allows every origin or one): the ``cors`` middleware allows only the
+# stage's configured origins, and ``openapi.bp`` answers the preflights (docs/api.md).
+app.register_middleware(cors, "http")
 app.register_middleware(chalice_errors_as_ours, "http")
 
-for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp, web):
+for blueprint in (posts, comments, moderation, query, publisher.bp, archiver.bp, web, openapi.bp):
     app.register_blueprint(blueprint)
 
 if os.environ.get("BLOG_LOCAL_OPS") == "1":

@@ -105,7 +105,9 @@ def comment_latency(stack: LocalStack, comments: int, tag: str) -> list[float]:
 
         def approved(text: str = content) -> bool:
             post = shown(stack, post_id) or {"comments": []}
-            return any(c["content"] == text and c["status"] == "approved" for c in post["comments"])
+            return any(
+                c.get("content") == text and c["status"] == "approved" for c in post["comments"]
+            )
 
         seconds.append(_until(approved, started))
     return seconds

@@ -17,6 +17,7 @@ OUTBOX_TABLE: Final = "outbox"
 VIEW_TABLE: Final = "query-view"
 ARCHIVE_TABLE: Final = "event-archive"
 PUBLISHER_FAILURES_QUEUE: Final = "publisher-failures"
+IDEMPOTENCY_TABLE: Final = "idempotency"
 
 # Topic and queue suffixes. Each consuming service has a queue and a dead-letter queue.
 EVENTS_TOPIC: Final = "events"
@@ -30,6 +31,10 @@ MODERATION_KEY: Final = "comment_id"
 OUTBOX_KEY: Final = "event_id"
 VIEW_KEY: Final = ("view", "key")
 ARCHIVE_KEY: Final = ("bucket", "position")
+IDEMPOTENCY_KEY: Final = "key"
+
+# The idempotency table's time-to-live attribute: a key is remembered for a day.
+IDEMPOTENCY_TTL_ATTRIBUTE: Final = "expires_at"
 
 # The outbox's sparse index of unsent records: only unsent records carry the ``unsent``
 # attribute, so the sweeper reads exactly them, oldest first, without a scan.

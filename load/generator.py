@@ -210,7 +210,7 @@ def write_once(api: HttpApi, written: Written, rng: random.Random, serial: int) 
         content = f"load comment {serial}" + (" with an orange" if banned else "")
         response = api.request("POST", f"/posts/{post}/comments", {"content": content})
         if response.status == 201:
-            [new] = [c for c in response.json() if c["content"] == content]
+            [new] = [c for c in response.json() if c.get("content") == content]
             with written.lock:
                 written.comments[new["id"]] = (post, "rejected" if banned else "approved")
             return

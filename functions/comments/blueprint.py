@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
-from functions import names, settings
+from functions import idempotency, names, settings
 from functions.commands import CreateComment
 from functions.comments import service
 from functions.http import (
@@ -25,18 +25,18 @@ logger = Logger(service="comments")
 @bp.route(
     "/posts/{post_id}/comments",
     methods=["POST"],
-    cors=True,
     content_types=ACCEPTED_CONTENT_TYPES,
 )
 @json_errors
 def create_comment(post_id: str) -> Any:
     post_id = path_id(post_id, "unknown_post")
     command = parse_body(bp.current_request, CreateComment)
+    key = idempotency.from_request(bp.current_request)
     try:
-        comments = service.create_comment(settings.load(), post_id, command)
+        comments = service.create_comment(settings.load(), post_id, command, key)
     except service.UnknownPost as error:
         raise HttpError(404, "unknown_post", str(error)) from error
-    return created([c.model_dump(include={"id", "content", "status"}) for c in comments])
+    return created(comments)
 
 
 @bp.on_sqs_message(

@@ -34,8 +34,19 @@ def _to_comment(item: dict[str, Any]) -> CommentData:
     )
 
 
-def insert(settings: Settings, comment: CommentData, event: CommentCreated) -> None:
-    """Store a new comment and its event, if and only if its post exists."""
+GUARD_INDEX = 2
+"""Where ``insert`` puts its ``guard`` in the transaction (after the post check and the Put)."""
+
+
+def insert(
+    settings: Settings,
+    comment: CommentData,
+    event: CommentCreated,
+    guard: dict[str, Any] | None = None,
+) -> None:
+    """Store a new comment and its event, if and only if its post exists; with ``guard`` (an
+    idempotency key's ``Put``) in the same transaction. A failed guard is reported first
+    (``outbox.ConditionFailed``): a repeated request's post existed the first time."""
     put = {
         "Put": {
             "TableName": settings.table(names.COMMENTS_TABLE),
@@ -52,14 +63,15 @@ def insert(settings: Settings, comment: CommentData, event: CommentCreated) -> N
             "ExpressionAttributeNames": {"#id": COMMENT_ID},
         }
     }
+    operations = [posts_store.exists_condition(settings, comment.post_id), put]
     try:
         outbox.write(
             settings.table(names.OUTBOX_TABLE),
-            [posts_store.exists_condition(settings, comment.post_id), put],
+            operations if guard is None else [*operations, guard],
             [event],
         )
     except outbox.ConditionFailed as error:
-        if 0 in error.failed:  # the post's existence check
+        if GUARD_INDEX not in error.failed and 0 in error.failed:  # the post's existence check
             raise PostMissing(comment.post_id) from error
         raise
 
@@ -99,13 +111,20 @@ def get(settings: Settings, post_id: str, comment_id: str) -> CommentData | None
     return _to_comment(item) if item else None
 
 
-def list_for_post(settings: Settings, post_id: str) -> list[CommentData]:
-    paginator = aws.client("dynamodb").get_paginator("query")
-    pages = paginator.paginate(
-        TableName=settings.table(names.COMMENTS_TABLE),
-        KeyConditionExpression="#post = :post",
-        ExpressionAttributeNames={"#post": POST_ID},
-        ExpressionAttributeValues=to_item({":post": post_id}),
-        ConsistentRead=True,
+def newest_for_post(settings: Settings, post_id: str, limit: int) -> list[CommentData]:
+    """At most ``limit`` of the post's newest comments, oldest first: one query, whatever the
+    number of comments (ids sort by creation time)."""
+    items = (
+        aws.client("dynamodb")
+        .query(
+            TableName=settings.table(names.COMMENTS_TABLE),
+            KeyConditionExpression="#post = :post",
+            ExpressionAttributeNames={"#post": POST_ID},
+            ExpressionAttributeValues=to_item({":post": post_id}),
+            ConsistentRead=True,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        .get("Items", [])
     )
-    return [_to_comment(item) for page in pages for item in page["Items"]]
+    return [_to_comment(item) for item in reversed(items)]

@@ -4,7 +4,7 @@ from typing import Any
 
 from chalice.app import Blueprint
 
-from functions import settings
+from functions import idempotency, settings
 from functions.commands import CreatePost
 from functions.http import ACCEPTED_CONTENT_TYPES, created, json_errors, parse_body
 from functions.posts import service
@@ -12,9 +12,9 @@ from functions.posts import service
 bp = Blueprint(__name__)
 
 
-@bp.route("/posts", methods=["POST"], cors=True, content_types=ACCEPTED_CONTENT_TYPES)
+@bp.route("/posts", methods=["POST"], content_types=ACCEPTED_CONTENT_TYPES)
 @json_errors
 def create_post() -> Any:
     command = parse_body(bp.current_request, CreatePost)
-    post = service.create_post(settings.load(), command)
-    return created(post.model_dump())
+    key = idempotency.from_request(bp.current_request)
+    return created(service.create_post(settings.load(), command, key))

@@ -20,7 +20,16 @@ def exists_condition(settings: Settings, post_id: str) -> dict[str, Any]:
     }
 
 
-def insert(settings: Settings, post: PostData, event: PostCreated) -> None:
+GUARD_INDEX = 1
+"""Where ``insert`` puts its ``guard`` in the transaction (after the post's own ``Put``)."""
+
+
+def insert(
+    settings: Settings, post: PostData, event: PostCreated, guard: dict[str, Any] | None = None
+) -> None:
+    """Store the post and its event; with ``guard`` (an idempotency key's ``Put``), in the same
+    transaction, so all three are written or none (``outbox.ConditionFailed`` says which
+    condition stopped it)."""
     put = {
         "Put": {
             "TableName": settings.table(names.POSTS_TABLE),
@@ -29,4 +38,5 @@ def insert(settings: Settings, post: PostData, event: PostCreated) -> None:
             "ExpressionAttributeNames": {"#id": names.POSTS_KEY},
         }
     }
-    outbox.write(settings.table(names.OUTBOX_TABLE), [put], [event])
+    operations = [put] if guard is None else [put, guard]
+    outbox.write(settings.table(names.OUTBOX_TABLE), operations, [event])

@@ -4,11 +4,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Blueprint, CloudWatchEvent, Rate, Response, SQSEvent
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 from pydantic import ValidationError
 
 from functions import names, settings
-from functions.http import ANY_CONTENT_TYPE, JSON_HEADERS, HttpError, json_errors, path_id
+from functions.http import ANY_CONTENT_TYPE, HttpError, json_errors, json_with_etag, path_id
 from functions.query import recovery, service
 from functions.query.cursor import Cursor, InvalidCursor, PageQuery
 from functions.subscriptions import follower, live
@@ -34,28 +34,27 @@ def _page_query(params: Mapping[str, str] | None) -> tuple[PageQuery, Cursor | N
         raise HttpError(400, "invalid_query", f"after: {error}", details) from error
 
 
-@bp.route("/posts", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
+@bp.route("/posts", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 @json_errors
 def list_posts() -> Any:
-    """One page of posts, newest first; ``Link: <...>; rel="next"`` names the next one."""
+    """One page of posts, newest first; ``Link: <...>; rel="next"`` names the next one. With
+    an ``ETag``: ``If-None-Match`` with it answers 304 while the page is unchanged."""
     query, cursor = _page_query(bp.current_request.query_params)
     page = service.posts_page(settings.load(), cursor, query.limit)
-    # Chalice wants one CORS configuration for every method of a path (POST /posts has
-    # cors=True), so the header that lets a script of another origin read Link is set here.
-    headers = {**JSON_HEADERS, "Access-Control-Expose-Headers": "Link"}
+    headers = {}
     if page.next is not None:
         # Relative to this URL, so it also holds under a stage path (/api/posts).
         headers["Link"] = f'<posts?limit={query.limit}&after={page.next.encode()}>; rel="next"'
-    return Response(body=page.posts, status_code=200, headers=headers)
+    return json_with_etag(bp.current_request, page.posts, headers)
 
 
-@bp.route("/posts/{post_id}", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
+@bp.route("/posts/{post_id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 @json_errors
 def get_post(post_id: str) -> Any:
     post = service.one_post(settings.load(), path_id(post_id, "unknown_post"))
     if post is None:
         raise HttpError(404, "unknown_post", f"post {post_id!r} does not exist")
-    return post
+    return json_with_etag(bp.current_request, post)
 
 
 @bp.on_sqs_message(

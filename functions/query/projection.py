@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from functions import contract
 from functions.events import (
     CommentCreated,
     CommentStatus,
@@ -96,7 +97,9 @@ def fold(events: Iterable[Event], view: View | None = None) -> View:
 def render(rows: Iterable[Row]) -> dict[str, dict[str, object]]:
     """The wire format of ``GET /posts``: posts by id, each with its comments.
 
-    A comment whose post row has not arrived yet is kept in the store but not shown.
+    A comment's text is served only once it is approved (``contract.comment``): the text of a
+    pending or a rejected comment stays in the view, never in an answer. A comment whose post
+    row has not arrived yet is kept in the store but not shown.
     """
     posts: dict[str, dict[str, object]] = {}
     comments: dict[str, list[CommentRow]] = {}
@@ -107,7 +110,7 @@ def render(rows: Iterable[Row]) -> dict[str, dict[str, object]]:
             comments.setdefault(row.post_id, []).append(row)
     for post_id, post in posts.items():
         post["comments"] = [
-            {"id": c.comment_id, "content": c.content, "status": c.status}
+            contract.dump(contract.comment(c.comment_id, c.content, c.status))
             for c in comments.get(post_id, [])
         ]
     return posts

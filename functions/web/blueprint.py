@@ -41,12 +41,12 @@ def static_file(name: str) -> Response:
     )
 
 
-@bp.route("/", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
+@bp.route("/", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def index() -> Response:
     return static_file("index.html")
 
 
-@bp.route("/static/{name}", methods=["GET"], cors=True, content_types=ANY_CONTENT_TYPE)
+@bp.route("/static/{name}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 @json_errors
 def static(name: str) -> Response:
     return static_file(name)

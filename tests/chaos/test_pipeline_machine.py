@@ -594,8 +594,9 @@ class Pipeline(RuleBasedStateMachine):
             assert post["title"] == self.titles[post_id]
             for comment in post["comments"]:
                 owner, content, final = self.comments[comment["id"]]
-                assert (owner, comment["content"]) == (post_id, content)
                 assert comment["status"] in ("pending", final), comment
+                served = content if comment["status"] == "approved" else None  # docs/api.md
+                assert (owner, comment.get("content")) == (post_id, served)
                 if comment["status"] == final:
                     self.shown_final.add(comment["id"])
                 else:
@@ -687,9 +688,13 @@ class Pipeline(RuleBasedStateMachine):
         """Lost: a post or comment of the oracle missing from the view, or not in its final
         state (its CommentUpdated lost)."""
         shown = {
-            c["id"]: (post_id, c["content"], c["status"])
+            c["id"]: (post_id, c.get("content"), c["status"])
             for post_id, post in view.items()
             for c in post["comments"]
+        }
+        served = {  # the view serves a comment's text only once approved (docs/api.md)
+            c: (post_id, content if final == "approved" else None, final)
+            for c, (post_id, content, final) in self.comments.items()
         }
         return [
             f"post {p} {title!r}: view has {view.get(p, {}).get('title')!r}"
@@ -697,7 +702,7 @@ class Pipeline(RuleBasedStateMachine):
             if view.get(p, {}).get("title") != title
         ] + [
             f"comment {c} {expected}: view has {shown.get(c)}"
-            for c, expected in self.comments.items()
+            for c, expected in served.items()
             if shown.get(c) != expected
         ]
 

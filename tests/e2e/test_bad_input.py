@@ -76,10 +76,34 @@ def test_a_path_id_no_post_could_have_is_a_json_404(api: Api, post_id: str) -> N
     assert_nothing_written()
 
 
-def test_a_body_sent_as_another_content_type_gets_the_json_error(api: Api) -> None:
-    response = api.client.http.post(
-        "/posts", headers={"Content-Type": "text/plain"}, body="title=hello"
-    )
-    assert response.status_code == 400
-    assert json.loads(response.body)["error"]["code"] == "invalid_json"
-    assert_nothing_written()
+NOT_JSON = [
+    "text/plain",
+    "text/plain;charset=UTF-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "text/plain;application/json",  # Chalice's own check would take this one for JSON
+    "*/*",
+    "application/json-patch+json",
+    None,  # no Content-Type at all (a script's Blob body): Chalice would assume JSON
+]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/posts", '{"title": "hello"}'), ("/posts/{}/comments", '{"content": "hi"}')],
+)
+def test_a_write_not_sent_as_json_is_a_415_and_writes_nothing(
+    api: Api, content_type: str | None, path: str, body: str
+) -> None:
+    """What a form or a script of another site can send without a CORS preflight is refused,
+    even with a valid JSON body."""
+    _, post = api.post("/posts", {"title": "t"})
+    before = {table: scan(table) for table in (names.POSTS_TABLE, names.COMMENTS_TABLE)}
+    outbox_before = scan(names.OUTBOX_TABLE)
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = api.client.http.post(path.format(post["id"]), headers=headers, body=body)
+    assert response.status_code == 415
+    assert json.loads(response.body)["error"]["code"] == "unsupported_media_type"
+    assert {table: scan(table) for table in before} == before
+    assert scan(names.OUTBOX_TABLE) == outbox_before

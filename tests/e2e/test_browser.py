@@ -25,6 +25,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Request,
+    Response,
     Route,
     expect,
     sync_playwright,
@@ -249,3 +250,80 @@ def test_without_ops_endpoints_the_panel_is_hidden(
         expect(page.locator("#errors .error")).to_have_count(0)
         blog.publish("No panel here")
         blog.shot("deployed-no-ops-panel")
+
+
+def test_an_own_pending_comment_shows_what_was_sent_until_it_is_moderated(blog: Blog) -> None:
+    """The API serves a comment's text only once approved; its author's page shows it from what
+    it sent, marked as awaiting moderation."""
+    page = blog.page
+    post = blog.publish("Waiting for moderation")
+    # GIVEN moderation paused, so the comment stays pending
+    page.select_option("#outage-consumer", "moderation")
+    page.select_option("#outage-mode", "pause")
+    page.click("#outage-start")
+    expect(page.locator("#outage-state")).to_contain_text("moderation is down")
+    # WHEN a comment is sent
+    blog.comment(post, "Still deciding")
+    # THEN it shows what was sent, awaiting moderation, while the view has it as pending
+    own = post.locator(".comment.pending.own")
+    expect(own.locator(".text")).to_have_text("Still deciding")
+    expect(own.locator(".badge.awaiting")).to_be_visible()
+    expect(post.locator(".badge.unviewed:visible")).to_have_count(0)  # the view has it
+    blog.shot("own-pending")
+    # AND once moderation runs, the approved text comes from the view
+    page.click("#outage-end")
+    expect(page.locator("#outage-state")).to_have_text("moderation is live")
+    expect(comment_texts(post, "approved")).to_have_text(["Still deciding"])
+    expect(post.locator(".badge.awaiting:visible")).to_have_count(0)
+
+
+def set_hidden(page: Page, hidden: bool) -> None:
+    """What the browser does when a tab goes to the background (or comes back)."""
+    page.evaluate(
+        """(hidden) => {
+            const value = (v) => ({ value: v, configurable: true });
+            Object.defineProperty(document, "hidden", value(hidden));
+            const state = hidden ? "hidden" : "visible";
+            Object.defineProperty(document, "visibilityState", value(state));
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )
+
+
+def test_polls_ask_if_none_match_and_back_off_while_hidden(blog: Blog) -> None:
+    page = blog.page
+    polls: list[tuple[float, str | None]] = []
+    not_modified: list[int] = []
+
+    def seen(request: Request) -> None:
+        if re.search(r"/posts(\?|$)", request.url) and request.method == "GET":
+            polls.append((time.monotonic(), request.headers.get("if-none-match")))
+
+    def answered(response: Response) -> None:
+        if response.status == 304 and "/posts" in response.url:
+            not_modified.append(response.status)
+
+    page.on("request", seen)
+    page.on("response", answered)
+    # WHEN the page polls an unchanged blog
+    page.wait_for_event("response", lambda r: r.status == 304 and "/posts" in r.url)
+    # THEN it sends the ETag it has, and the server answers 304
+    assert any(tag for _, tag in polls)
+    assert not_modified
+    # WHEN the page is hidden (as the browser does for a background tab)
+    set_hidden(page, True)
+    hidden_from = len(polls)
+    # THEN the gaps between polls grow: at least 2 s, then at least 4 s (timers never fire early)
+    deadline = time.monotonic() + 60
+    while len(polls) < hidden_from + 3:
+        assert time.monotonic() < deadline, "the hidden page stopped polling"
+        page.wait_for_timeout(200)
+    times = [t for t, _ in polls[hidden_from:]]
+    assert times[1] - times[0] >= 1.9
+    assert times[2] - times[1] >= 3.9
+    # AND shown again, it polls at once rather than after its back-off
+    count = len(polls)
+    with page.expect_request(lambda r: re.search(r"/posts(\?|$)", r.url) is not None):
+        set_hidden(page, False)
+    assert len(polls) > count

@@ -27,7 +27,8 @@ def test_seed_scenario_converges_through_every_hop(api: Api, runner: EventSource
     # WHEN a post and two comments are created and every event source is drained
     post_id, approved_id, rejected_id = run_seed_scenario(api, runner)
 
-    # THEN the query view shows both comments with their moderation results
+    # THEN the query view shows both comments with their moderation results, and the text of
+    # the approved one only: a rejected comment's text never leaves the server
     status, view = api.get("/posts")
     assert status == 200
     assert view == {
@@ -36,7 +37,7 @@ def test_seed_scenario_converges_through_every_hop(api: Api, runner: EventSource
             "title": "First post",
             "comments": [
                 {"id": approved_id, "content": "Lovely weather", "status": "approved"},
-                {"id": rejected_id, "content": "I love ORANGE.", "status": "rejected"},
+                {"id": rejected_id, "status": "rejected"},
             ],
         }
     }
@@ -57,6 +58,14 @@ def test_comment_creation_answers_with_the_posts_comments_as_pending(api: Api) -
     status, comments = api.post(f"/posts/{post['id']}/comments", {"content": "hello"})
     assert status == 201
     assert [(c["content"], c["status"]) for c in comments] == [("hello", "pending")]
+    # AND the next comment's answer holds the first one, pending, without its text: only the
+    # author's own pending text comes back, in the answer to the request that sent it
+    status, comments = api.post(f"/posts/{post['id']}/comments", {"content": "world"})
+    assert status == 201
+    assert [(c.get("content"), c["status"]) for c in comments] == [
+        (None, "pending"),
+        ("world", "pending"),
+    ]
 
 
 def test_unknown_post_is_404_and_writes_nothing(api: Api) -> None:
@@ -68,23 +77,38 @@ def test_unknown_post_is_404_and_writes_nothing(api: Api) -> None:
     assert api.get("/posts/nope")[0] == 404
 
 
-def test_every_route_allows_cors(api: Api) -> None:
+ALLOWED = "https://client.example"
+"""The origin the test stage allows (``CORS_ALLOWED_ORIGINS`` in .chalice/config.json)."""
+
+
+def test_every_route_allows_cors_to_the_configured_origin_only(api: Api) -> None:
     _, post = api.post("/posts", {"title": "t"})
-    requests = [
-        api.client.http.get("/posts"),
-        api.client.http.get(f"/posts/{post['id']}"),
-        api.client.http.post(
-            "/posts", headers={"Content-Type": "application/json"}, body='{"title": "x"}'
-        ),
-        api.client.http.post(
-            f"/posts/{post['id']}/comments",
-            headers={"Content-Type": "application/json"},
-            body='{"content": "x"}',
-        ),
-        api.client.http.post("/posts", headers={"Content-Type": "application/json"}, body="{"),
-    ]
-    for response in requests:
-        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    json_body = {"Content-Type": "application/json"}
+    for origin, allowed in ((ALLOWED, True), ("https://evil.example", False), (None, False)):
+        headers = {} if origin is None else {"Origin": origin}
+        requests = [
+            api.client.http.get("/posts", headers=headers),
+            api.client.http.get(f"/posts/{post['id']}", headers=headers),
+            api.client.http.post("/posts", headers=headers | json_body, body='{"title": "x"}'),
+            api.client.http.post(
+                f"/posts/{post['id']}/comments",
+                headers=headers | json_body,
+                body='{"content": "x"}',
+            ),
+            api.client.http.post("/posts", headers=headers | json_body, body="{"),
+            api.client.http.get("/", headers=headers),
+            api.client.http.get("/openapi.json", headers=headers),
+        ]
+        for response in requests:
+            assert response.headers["Vary"] == "Origin"
+            if allowed:
+                assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+                assert set(response.headers["Access-Control-Expose-Headers"].split(", ")) == {
+                    "ETag",
+                    "Link",
+                }
+            else:
+                assert not any(h.lower().startswith("access-control-") for h in response.headers)
 
 
 def test_the_publisher_runs_once_per_new_outbox_record(api: Api, runner: EventSourceRunner) -> None:

@@ -24,6 +24,7 @@ TABLE_KEYS = {
     names.OUTBOX_TABLE: (names.OUTBOX_KEY,),
     names.VIEW_TABLE: names.VIEW_KEY,
     names.ARCHIVE_TABLE: names.ARCHIVE_KEY,
+    names.IDEMPOTENCY_TABLE: (names.IDEMPOTENCY_KEY,),
 }
 
 
@@ -46,6 +47,8 @@ def test_the_outbox_index_archive_ttl_and_bucket_are_what_the_code_uses(deployed
     # moto's CloudFormation ignores TimeToLiveSpecification, so read it from the template
     ttl = load()["Resources"]["EventArchiveTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": names.ARCHIVE_TTL_ATTRIBUTE, "Enabled": True}
+    ttl = load()["Resources"]["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": names.IDEMPOTENCY_TTL_ATTRIBUTE, "Enabled": True}
     bucket = names.archive_bucket(PREFIX, "123456789012")
     assert deployed.outputs["ArchiveBucketName"] == bucket == settings.load().archive_bucket
     aws.client("s3").head_bucket(Bucket=bucket)

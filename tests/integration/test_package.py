@@ -240,6 +240,17 @@ class ApiHandlerCalls(Api):
         with as_function("APIHandler"):
             return super().get(path)
 
+    def post_once(self, path: str, body: Any, key: str) -> int:
+        """A POST with an ``Idempotency-Key`` (a repeat reads the key's record)."""
+        with as_function("APIHandler"):
+            return int(
+                self.client.http.post(
+                    path,
+                    headers={"Content-Type": "application/json", "Idempotency-Key": key},
+                    body=json.dumps(body),
+                ).status_code
+            )
+
 
 _POLLER = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 PLATFORM_GRANTS: dict[str, set[tuple[str, str]]] = {
@@ -287,6 +298,7 @@ def test_no_function_calls_an_action_its_role_does_not_grant(
     # (HTTP requests are the APIHandler's; the operator's outage is nobody's function)
     http = ApiHandlerCalls(api.client)
     run_seed_scenario(http, run)
+    assert [http.post_once("/posts", {"title": "retried"}, "key-1") for _ in "ab"] == [201, 201]
     with failing("sns", "PublishBatch", EndpointConnectionError(endpoint_url="sns")):
         http.post("/posts", {"title": "while SNS is down"})
         run.drain()

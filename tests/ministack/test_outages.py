@@ -43,7 +43,7 @@ def view_of(lane: Lane, post_id: str) -> Any:
     status, body = lane.get(f"/posts/{post_id}")
     if status == 404:
         return None
-    return (body["title"], [(c["content"], c["status"]) for c in body["comments"]])
+    return (body["title"], [(c.get("content"), c["status"]) for c in body["comments"]])
 
 
 def catch_up(lane: Lane) -> dict[str, Any]:
@@ -90,10 +90,10 @@ def test_query_recovers_after_an_outage(lane: Lane, mode: Mode) -> None:
     assert report["watermark_after"] == report["head"]
     assert report["holes_skipped"] == report["holes_pending"] == 0
     # AND the view shows both phases, and stays so once the queue has drained
-    assert view_of(lane, during) == (f"During the {mode}", [("Peel an orange", "rejected")])
+    assert view_of(lane, during) == (f"During the {mode}", [(None, "rejected")])
     eventually(lambda: lane.queue_depth(resources.queues["query"]) == 0, what="queue drained")
     assert view_of(lane, before) == (f"Before the {mode}", [("Lovely weather", "approved")])
-    assert view_of(lane, during) == (f"During the {mode}", [("Peel an orange", "rejected")])
+    assert view_of(lane, during) == (f"During the {mode}", [(None, "rejected")])
     # AND query is subscribed and its mapping enabled
     assert deployed.subscription(client, resources, "query") is not None
     assert not consumers.is_paused(QUERY)

@@ -1,11 +1,14 @@
 // The blog's page: posts, comments and (on the local stack) the operations panel.
 //
 // Plain JavaScript, no build step, no dependencies. User content is only ever put into the page
-// with textContent, never as HTML. Everything refreshes by polling once a second.
+// with textContent, never as HTML. Everything refreshes by polling once a second while the page
+// is visible, with If-None-Match so an unchanged page costs a 304; while it is hidden, the
+// polls back off (2 s, 4 s, ... up to a minute) and the page polls at once when shown again.
 "use strict";
 
 (() => {
   const POLL_MS = 1000;
+  const HIDDEN_POLL_MAX_MS = 60000;
   const REBUILD_POLL_MS = 500;
   const STATUS_TEXT = { pending: "awaiting moderation", rejected: "rejected" };
 
@@ -26,19 +29,41 @@
     return (await exchange(method, path, body)).data;
   }
 
+  // The last answer of each GET with an ETag: sent back as If-None-Match, and used again
+  // when the server answers 304 Not Modified.
+  const cached = new Map(); // path -> {etag, data, next}
+
+  // A write's Idempotency-Key: one per action, kept for its retry, so a retried write is not
+  // done twice (docs/api.md). Needs a secure context (https, or the loopback address).
+  function newKey() {
+    return globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : null;
+  }
+
   // The answer's data and the URL of its `Link: <...>; rel="next"` header (null without one).
+  // A write whose answer was lost (the server unreachable) is sent once more with its key.
   async function exchange(method, path, body) {
     const init = { method, headers: { Accept: "application/json" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    const write = method !== "GET";
+    const key = write && path.startsWith("posts") ? newKey() : null;
+    if (key) init.headers["Idempotency-Key"] = key;
+    const known = method === "GET" ? cached.get(path) : undefined;
+    if (known) init.headers["If-None-Match"] = known.etag;
     let response;
-    try {
-      response = await fetch(path, init);
-    } catch (error) {
-      throw new ApiError(0, "unreachable", `the server did not answer (${error.message})`);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        response = await fetch(path, init);
+        break;
+      } catch (error) {
+        if (!key || attempt > 1) {
+          throw new ApiError(0, "unreachable", `the server did not answer (${error.message})`);
+        }
+      }
     }
+    if (response.status === 304 && known) return { data: known.data, next: known.next };
     const text = await response.text();
     let data = null;
     try {
@@ -54,7 +79,16 @@
       const message = (data && (data.message || data.Message)) || text || response.statusText;
       throw new ApiError(response.status, `http_${response.status}`, `${response.status} ${message}`);
     }
-    return { data, next: nextLink(response) };
+    const answer = { data, next: nextLink(response) };
+    const etag = response.headers.get("ETag");
+    if (method === "GET" && etag) cached.set(path, { etag, ...answer });
+    return answer;
+  }
+
+  // The delay before the next poll: a second while the page is visible; while it is hidden,
+  // twice the last one, up to a minute. Showing the page polls at once (see start).
+  function pollDelay(last) {
+    return document.hidden ? Math.min(Math.max(last, POLL_MS) * 2, HIDDEN_POLL_MAX_MS) : POLL_MS;
   }
 
   function nextLink(response) {
@@ -138,6 +172,9 @@
   let nextPage = null; // the URL of the page after the last one loaded, if there is one
   let oldestLoaded = null; // the oldest post id "Load more" brought in (null: first page only)
   const written = new Map(); // post id -> {id, title, comments: Map(comment id -> comment)}
+  // The text of each comment this page sent, by comment id: the API serves a comment's text
+  // only once it is approved, so until then the author sees it from what the page sent.
+  const sentTexts = new Map();
   const postNodes = new Map(); // post id -> {item, title, badge, list, comments: Map}
 
   function remember(postId, title, comments) {
@@ -178,11 +215,14 @@
     item.dataset.commentId = id;
     const text = document.createElement("span");
     text.className = "text";
+    const note = document.createElement("span");
+    note.className = "badge awaiting";
+    note.textContent = "awaiting moderation";
     const badge = document.createElement("span");
     badge.className = "badge unviewed";
     badge.textContent = "not in the view yet";
-    item.append(text, badge);
-    entry = { item, text, badge };
+    item.append(text, note, badge);
+    entry = { item, text, note, badge };
     node.comments.set(id, entry);
     return entry;
   }
@@ -206,9 +246,14 @@
       const [comment, viewed] = shown.get(id);
       const entry = commentNode(node, id);
       const status = String(comment.status);
-      entry.item.className = `comment ${status}`;
+      const own = status === "pending" && sentTexts.has(id);
+      entry.item.className = `comment ${status}${own ? " own" : ""}`;
       entry.item.dataset.status = status;
-      setText(entry.text, status === "approved" ? String(comment.content) : STATUS_TEXT[status] || status);
+      let text = STATUS_TEXT[status] || status;
+      if (status === "approved") text = String(comment.content);
+      if (own) text = sentTexts.get(id);
+      setText(entry.text, text);
+      entry.note.hidden = !own;
       entry.badge.hidden = viewed;
       return entry.item;
     });
@@ -276,7 +321,11 @@
     renderPosts();
   }
 
+  let postsTimer = null;
+  let postsDelay = POLL_MS;
+
   async function pollPosts() {
+    postsTimer = null;
     try {
       const { posts, next } = await readPages();
       view = posts;
@@ -289,8 +338,17 @@
       showError("posts", `Could not load the posts: ${error.message}`);
       setText($("updated"), "not up to date");
     } finally {
-      setTimeout(pollPosts, POLL_MS);
+      postsDelay = pollDelay(postsDelay);
+      postsTimer = setTimeout(pollPosts, postsDelay);
     }
+  }
+
+  // Shown again: poll now rather than at the end of a long hidden back-off.
+  function pollNowIfWaiting() {
+    if (document.hidden || postsTimer === null) return;
+    clearTimeout(postsTimer);
+    postsDelay = POLL_MS;
+    pollPosts();
   }
 
   async function createPost(form) {
@@ -310,6 +368,9 @@
       call("POST", `posts/${encodeURIComponent(postId)}/comments`, { content: input.value }),
     );
     if (!comments) return;
+    // The one this request created: the pending comment the answer shows the text of.
+    const mine = comments.find((c) => c.status === "pending" && typeof c.content === "string");
+    if (mine) sentTexts.set(mine.id, mine.content);
     const title = (view[postId] || written.get(postId) || {}).title || "";
     remember(postId, title, comments);
     input.value = "";
@@ -364,6 +425,7 @@
   }
 
   let opsTimer = null;
+  let opsDelay = POLL_MS;
 
   async function pollOps() {
     opsTimer = null;
@@ -378,7 +440,8 @@
       }
       showError("ops", `Could not read the operations status: ${error.message}`);
     }
-    opsTimer = setTimeout(pollOps, POLL_MS);
+    opsDelay = pollDelay(opsDelay);
+    opsTimer = setTimeout(pollOps, opsDelay);
   }
 
   function refreshOps() {
@@ -481,6 +544,13 @@
     $("load-more").addEventListener("click", loadMore);
     $("sweep").addEventListener("click", sweep);
     $("rebuild").addEventListener("click", rebuild);
+    document.addEventListener("visibilitychange", () => {
+      pollNowIfWaiting();
+      if (!document.hidden) {
+        opsDelay = POLL_MS;
+        refreshOps();
+      }
+    });
     pollPosts();
     pollOps();
     followRebuild();
