@@ -22,7 +22,7 @@ from operations import ops
 from tests.conftest import Api
 from tests.e2e.conftest import Records
 from tests.e2e.test_outages import oracle_view
-from tests.e2e.test_recovery import expire_segmented_records, posts_with_comments
+from tests.e2e.test_recovery import expire_every_ttl_item, posts_with_comments
 from tests.e2e.test_redelivery import subscribe_tap
 from tests.faults import failing, failing_entries
 from tests.helpers import PREFIX, peek_bodies, receive_all, scan, writes_table
@@ -203,7 +203,7 @@ def test_catch_up_reads_positions_expired_from_the_table_from_s3(
     # AND the complete bucket copied to S3, and its table records expired (TTL)
     runner.fire("archive_segmenter")
     assert archive.head(settings.load()).segmented_through >= 1
-    expire_segmented_records()
+    expire_every_ttl_item()
     # WHEN the outage ends (catch-up)
     report = ops.outage_end(consumers, "query")
     # THEN the expired positions were read from S3: nothing skipped, the view complete
