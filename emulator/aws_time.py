@@ -1,21 +1,107 @@
-"""AWS's rules that depend on time, for the local engine: moto enforces none of them.
+"""AWS's rules that depend on time, for the local engine: moto enforces few of them.
 
-Each rule follows the AWS documentation page it names, not what the blog's design expects of
-it, and reads its settings from the deployed resources (the template's own values).
+One clock: ``CLOCK``. ``make dev`` leaves it alone (the real clock); tests and the chaos
+machine ``start`` it and ``advance`` it by minutes or weeks. It moves the whole process's wall
+clock (``time.time``, ``datetime.now``: the handlers', moto's and the runner's), so moto's own
+time rules follow it, and ``advance`` then applies the rules moto lacks. Each rule follows the
+AWS documentation page it names, not what the blog's design expects of it, and reads its
+settings from the template (``infra/``), as deployed.
 
 - **DynamoDB TTL** (DynamoDB developer guide, "Using time to live (TTL) in DynamoDB" and
   "Working with expired items and time to live"): an item expires once the epoch time in its
   TTL attribute is earlier than now, and DynamoDB deletes it in the background at any moment
   after that (typically within 48 hours); until then it is still read. ``expire_items``
-  deletes every expired item at once: the harshest moment AWS allows.
+  deletes every expired item at once, the harshest moment AWS allows; ``advance`` calls it.
+- **SQS** (SQS developer guide, "Amazon SQS message retention" / ``SetQueueAttributes``
+  ``MessageRetentionPeriod``, "Amazon SQS visibility timeout", "Using dead-letter queues";
+  Lambda guide, "Configuring an Amazon SQS queue to use with Lambda"): a message older than its
+  queue's retention is deleted, delivered or not; a received message is hidden for the
+  visibility timeout; after ``maxReceiveCount`` receives it moves to the DLQ, keeping its first
+  enqueue time. moto enforces these on receive, on its (this) clock, with the queue's own
+  attributes from the template; ``tests/integration/test_aws_time.py`` holds it to them.
+- **DynamoDB stream retention** (DynamoDB developer guide, "Change data capture for DynamoDB
+  Streams"): a stream record is kept for 24 hours, then trimmed, read or not.
+  ``stream_retained`` is the runner's test for each record it reads.
+- **Lambda timeout** (Lambda developer guide, "Configure Lambda function timeout"): an
+  invocation that reaches its function's ``Timeout`` is stopped and fails; what it wrote before
+  stays. ``invocation`` runs a handler under its function's ``Timeout`` from
+  ``infra/functions.yaml``: once the clock passes it, the handler's next AWS call raises
+  ``LambdaTimedOut`` (it is stopped there), and a handler that returns late fails too.
+- **DynamoDB stream mapping** (Lambda developer guide, "Lambda parameters for Amazon DynamoDB
+  event source mappings"): a failed batch is retried up to ``MaximumRetryAttempts`` times,
+  split in two on each failure with ``BisectBatchOnFunctionError``, and given up (to the
+  on-failure destination) once its oldest record is older than ``MaximumRecordAgeInSeconds``.
+  ``stream_mapping`` reads the three from the template for the runner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
+from emulator.template import FUNCTIONS, load
 from functions import aws
+
+STREAM_RETENTION_SECONDS = 24 * 3600
+"""DynamoDB Streams keeps a record for 24 hours."""
+CHALICE_DEFAULT_TIMEOUT = 60
+"""What a function gets when neither the template nor Chalice's config sets one."""
+SERVICES = ("dynamodb", "dynamodbstreams", "s3", "sns", "sqs", "cloudwatch")
+"""The services the handlers call: a timed-out invocation is stopped at its next call."""
+
+
+class Clock:
+    """The process's wall clock: real until ``start``, then moved by ``advance``."""
+
+    def __init__(self) -> None:
+        self._travel: Any = None
+        self._traveller: Any = None
+
+    @property
+    def started(self) -> bool:
+        return self._traveller is not None
+
+    def start(self) -> None:
+        """Take over the wall clock (it keeps ticking from now)."""
+        if self._traveller is None:
+            import time_machine  # here: a test dependency; `make dev` runs on the real clock
+
+            self._travel = time_machine.travel(time.time(), tick=True)
+            self._traveller = self._travel.start()
+
+    def stop(self) -> None:
+        """Give the wall clock back (real time again)."""
+        if self._travel is not None:
+            self._travel.stop()
+            self._travel = self._traveller = None
+
+    def now(self) -> float:
+        return time.time()
+
+    def jump(self, seconds: float) -> None:
+        """Move the clock forward, and nothing else (a handler's step that takes this long)."""
+        if self._traveller is None:
+            raise RuntimeError("the clock was not started: it is the real one")
+        self._traveller.shift(seconds)
+
+    def advance(self, seconds: float) -> int:
+        """Move the clock forward and apply what AWS does meanwhile; the items TTL deleted."""
+        self.jump(seconds)
+        return expire_items(self.now())
+
+
+CLOCK = Clock()
+
+
+# -- DynamoDB TTL ------------------------------------------------------------------------------
 
 
 def ttl_attributes() -> dict[str, str]:
@@ -36,9 +122,8 @@ def expire_items(now: float = math.inf) -> int:
     client = aws.client("dynamodb")
     deleted = 0
     for table, attribute in ttl_attributes().items():
-        keys = [
-            k["AttributeName"] for k in client.describe_table(TableName=table)["Table"]["KeySchema"]
-        ]
+        schema = client.describe_table(TableName=table)["Table"]["KeySchema"]
+        keys = [k["AttributeName"] for k in schema]
         for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
             for item in page["Items"]:
                 if _expired(item.get(attribute), now):
@@ -53,3 +138,106 @@ def _expired(value: dict[str, Any] | None, now: float) -> bool:
     if value is None or "N" not in value:
         return False
     return float(value["N"]) < now
+
+
+# -- DynamoDB Streams ----------------------------------------------------------------------------
+
+
+def stream_retained(record: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a stream record (as ``GetRecords`` returns it) is still in the stream."""
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    if created is None:
+        return True
+    seconds = created.timestamp() if isinstance(created, datetime) else float(created)
+    return seconds >= (time.time() if now is None else now) - STREAM_RETENTION_SECONDS
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    maximum_retry_attempts: int = -1
+    """-1: until the record expires (AWS's default)."""
+    maximum_record_age_seconds: int = -1
+    """-1: no limit but the stream's retention (AWS's default)."""
+    bisect_on_error: bool = False
+
+
+def stream_mapping(function: str) -> StreamMapping:
+    """The stream mapping's settings of ``function`` (its template name), AWS's defaults for
+    what it does not set."""
+    properties = _functions().get(function, {})
+    for event in properties.get("Events", {}).values():
+        mapping = event.get("Properties", {})
+        if "Stream" in mapping:
+            return StreamMapping(
+                maximum_retry_attempts=int(mapping.get("MaximumRetryAttempts", -1)),
+                maximum_record_age_seconds=int(mapping.get("MaximumRecordAgeInSeconds", -1)),
+                bisect_on_error=bool(mapping.get("BisectBatchOnFunctionError", False)),
+            )
+    return StreamMapping()
+
+
+# -- Lambda timeouts -----------------------------------------------------------------------------
+
+
+class LambdaTimedOut(BaseException):
+    """The invocation reached its function's timeout: Lambda stops it there.
+
+    A ``BaseException``, so that no handler's ``except Exception`` can carry on past it."""
+
+
+@cache
+def _functions() -> dict[str, dict[str, Any]]:
+    """The template's functions (``infra/functions.yaml``), by name, with their properties."""
+    resources: dict[str, dict[str, Any]] = load(FUNCTIONS)["Resources"]
+    return {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if "Role" in resource.get("Properties", {})
+    }
+
+
+def function_name(source: str) -> str:
+    """The template's name of the function behind a Chalice event source (as Chalice names it)."""
+    return "".join(word[:1].upper() + word[1:] for word in re.split(r"[-_]", source) if word)
+
+
+def timeout_of(function: str) -> float:
+    """``function``'s ``Timeout`` (its template name), Chalice's default if it sets none."""
+    return float(_functions().get(function, {}).get("Timeout", CHALICE_DEFAULT_TIMEOUT))
+
+
+_DEADLINE = threading.local()
+
+
+def _stop_if_late(**_: Any) -> None:
+    deadline: float | None = getattr(_DEADLINE, "at", None)
+    if deadline is not None and time.time() > deadline:
+        raise LambdaTimedOut(f"Task timed out after {getattr(_DEADLINE, 'timeout', 0):.2f} seconds")
+
+
+def _hook_clients() -> None:
+    for service in SERVICES:
+        aws.client(service).meta.events.register(
+            "before-call", _stop_if_late, unique_id="aws-time-lambda-timeout"
+        )
+
+
+@contextlib.contextmanager
+def invocation(function: str) -> Iterator[float]:
+    """Run one invocation of ``function`` under its timeout; yields the deadline.
+
+    Raises ``LambdaTimedOut`` at the first AWS call past the deadline, or at the end if the
+    handler returned after it. Only on a started clock: ``make dev`` runs handlers as they are.
+    """
+    if not CLOCK.started:
+        yield math.inf
+        return
+    _hook_clients()
+    timeout = timeout_of(function)
+    outer = getattr(_DEADLINE, "at", None), getattr(_DEADLINE, "timeout", None)
+    _DEADLINE.at, _DEADLINE.timeout = time.time() + timeout, timeout
+    try:
+        yield _DEADLINE.at
+        _stop_if_late()
+    finally:
+        _DEADLINE.at, _DEADLINE.timeout = outer
