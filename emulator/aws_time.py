@@ -18,7 +18,11 @@ settings from the template (``infra/``), as deployed.
   queue's retention is deleted, delivered or not; a received message is hidden for the
   visibility timeout; after ``maxReceiveCount`` receives it moves to the DLQ, keeping its first
   enqueue time. moto enforces these on receive, on its (this) clock, with the queue's own
-  attributes from the template; ``tests/integration/test_aws_time.py`` holds it to them.
+  attributes from the template, but keeps an expired message in the queue's depth:
+  ``expire_messages`` deletes it, and ``advance`` calls it. ``tests/integration/test_aws_time.py``
+  holds moto to each rule. moto measures the 12-hour limit of ``ChangeMessageVisibility`` from
+  the send; SQS's API reference measures it from the receive: the clock corrects it while it
+  is moved.
 - **DynamoDB stream retention** (DynamoDB developer guide, "Change data capture for DynamoDB
   Streams"): a stream record is kept for 24 hours, then trimmed, read or not.
   ``stream_retained`` is the runner's test for each record it reads.
@@ -76,10 +80,12 @@ class Clock:
 
             self._travel = time_machine.travel(time.time(), tick=True)
             self._traveller = self._travel.start()
+            _visibility_from_the_receive(True)
 
     def stop(self) -> None:
         """Give the wall clock back (real time again)."""
         if self._travel is not None:
+            _visibility_from_the_receive(False)
             self._travel.stop()
             self._travel = self._traveller = None
 
@@ -95,6 +101,7 @@ class Clock:
     def advance(self, seconds: float) -> int:
         """Move the clock forward and apply what AWS does meanwhile; the items TTL deleted."""
         self.jump(seconds)
+        expire_messages(self.now())
         return expire_items(self.now())
 
 
@@ -138,6 +145,85 @@ def _expired(value: dict[str, Any] | None, now: float) -> bool:
     if value is None or "N" not in value:
         return False
     return float(value["N"]) < now
+
+
+# -- SQS -------------------------------------------------------------------------------------------
+
+
+VISIBILITY_LIMIT_SECONDS = 12 * 3600
+"""SQS API reference, ``ChangeMessageVisibility``: a received message's visibility can be
+extended to at most 12 hours in total, from the time it was received."""
+_MOTO: dict[str, Any] = {}
+
+
+def _visibility_from_the_receive(apply: bool) -> None:
+    """moto measures the 12-hour limit from the message's send, so a message received after
+    12 hours in a queue could never have its visibility changed; SQS measures it from the
+    receive. Applied while the clock is moved (only then can a message be that old)."""
+    from moto.sqs.exceptions import InvalidParameterValue
+    from moto.sqs.models import Message, SQSBackend
+
+    if not apply:
+        if _MOTO:
+            Message.mark_received = _MOTO.pop("mark_received")  # type: ignore[method-assign]
+            SQSBackend.change_message_visibility = _MOTO.pop("change")  # type: ignore[method-assign]
+        return
+    if _MOTO:
+        return
+    _MOTO["mark_received"], _MOTO["change"] = (
+        Message.mark_received,
+        SQSBackend.change_message_visibility,
+    )
+
+    def mark_received(message: Any, visibility_timeout: int | None = None) -> None:
+        message.last_received_at = time.time()
+        _MOTO["mark_received"](message, visibility_timeout)
+
+    def change_message_visibility(
+        backend: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        queue = backend.get_queue(queue_name)
+        for message in queue._messages:
+            if message.had_receipt_handle(receipt_handle):
+                received = getattr(message, "last_received_at", message.sent_timestamp / 1000)
+                if time.time() + int(visibility_timeout) - received > VISIBILITY_LIMIT_SECONDS:
+                    raise InvalidParameterValue(
+                        f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. "
+                        "Reason: Total VisibilityTimeout for the message is beyond the limit "
+                        f"[{VISIBILITY_LIMIT_SECONDS} seconds]"
+                    )
+                message.change_visibility(visibility_timeout)
+                if message.visible and message in queue.pending_messages:
+                    queue.pending_messages.remove(message)
+                return
+        _MOTO["change"](backend, queue_name, receipt_handle, visibility_timeout)
+
+    Message.mark_received = mark_received  # type: ignore[method-assign,assignment]
+    SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign,assignment]
+
+
+def expire_messages(now: float) -> int:
+    """Delete every message older than its queue's retention, as SQS does; the number deleted.
+
+    moto already never delivers one, but keeps it and counts it in the queue's depth until a
+    receive passes over it. This reaches into moto's in-process backend (the tests' moto; the
+    clock is never moved under ``make dev``'s moto server).
+    """
+    from moto.sqs.models import sqs_backends
+
+    deleted = 0
+    for regions in sqs_backends.values():
+        for backend in regions.values():
+            for queue in backend.queues.values():
+                kept = [
+                    m
+                    for m in queue._messages
+                    if m.sent_timestamp is None
+                    or m.sent_timestamp / 1000 + queue.message_retention_period > now
+                ]
+                deleted += len(queue._messages) - len(kept)
+                queue._messages = kept
+    return deleted
 
 
 # -- DynamoDB Streams ----------------------------------------------------------------------------
@@ -220,6 +306,12 @@ def _hook_clients() -> None:
         aws.client(service).meta.events.register(
             "before-call", _stop_if_late, unique_id="aws-time-lambda-timeout"
         )
+
+
+def deadline() -> float | None:
+    """The running invocation's deadline on this thread (None: not in an invocation)."""
+    found: float | None = getattr(_DEADLINE, "at", None)
+    return found
 
 
 @contextlib.contextmanager

@@ -13,7 +13,10 @@ partial and full drains of the event sources, the schedules, and faults:
 - any consumer (moderation, comments or query) paused, unsubscribed, or paused with its queue
   purged, and restored;
 - a rebuild with writes and partial drains while it reads the history;
-- archive buckets copied to S3 and expired from the table (TTL).
+- archive buckets copied to S3 and expired from the table (TTL);
+- time (``tests/chaos/time_steps.py``): the clock moves from a minute to 30 days with every
+  expiry and retention enforced as AWS documents it, outages longer than every retention, and
+  handlers that run past their timeout.
 
 After the last step everything recovers, as an operator and the schedules would: SNS is back,
 the outage ends, the sweeper and the catch-up run, the sources drain. Then the invariant:
@@ -70,6 +73,7 @@ from functions.query.service import SUBSCRIPTION as QUERY
 from functions.subscriptions import checkpoint
 from operations import ops
 from tests.chaos.conftest import TALLY
+from tests.chaos.time_steps import TimeSteps
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
 from tests.e2e.test_recovery import expire_every_ttl_item
@@ -230,7 +234,7 @@ def take_all(queue: str) -> list[dict[str, Any]]:
     return taken
 
 
-class Pipeline(RuleBasedStateMachine):
+class Pipeline(TimeSteps, RuleBasedStateMachine):
     posts = Bundle("posts")
 
     def __init__(self) -> None:
@@ -241,6 +245,8 @@ class Pipeline(RuleBasedStateMachine):
             self._resources.callback(aws.reset)
             self._resources.enter_context(moto_fixes.patched())
             self._resources.enter_context(mock_aws())
+            self._start_clock()  # AWS's time rules, on a clock the time steps move
+            self._resources.callback(self._stop_clock)
             aws.reset()
             stack.deploy(aws.client, PREFIX)
             self.runner = build_runner(app.app, aws.client, PREFIX, fast_retry=True)
@@ -505,7 +511,12 @@ class Pipeline(RuleBasedStateMachine):
             self.long_grace.close()
             self.long_grace = None
 
-    @precondition(lambda self: (self.sns_down, self.outage, self.long_grace) == (None,) * 3)
+    @precondition(
+        lambda self: (
+            (self.sns_down, self.outage, self.long_grace) == (None,) * 3
+            and not self.queues_outlived
+        )
+    )
     @rule()
     def the_live_path_alone_converges(self) -> None:
         """With nothing down, the live path and the sweeper complete the view: no catch-up,

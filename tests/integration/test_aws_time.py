@@ -112,6 +112,7 @@ def test_a_message_older_than_its_queues_retention_is_gone(clock: Clock) -> None
         == "1"
     )
     clock.advance(120)
+    assert attributes(url)["ApproximateNumberOfMessages"] == "0"
     assert receive(url) == []
 
 
@@ -248,3 +249,22 @@ def test_a_timed_out_invocation_cannot_carry_on_by_catching_exceptions(clock: Cl
     with pytest.raises(LambdaTimedOut), invocation("QueryConsumer"):
         handler()
     assert caught == []
+
+
+def test_the_12_hour_visibility_limit_counts_from_the_receive(clock: Clock) -> None:
+    # GIVEN a message that waited 13 hours in its queue before it was received
+    url = queue()
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=url, MessageBody="waited")
+    clock.advance(13 * 3600)
+    [message] = receive(url)
+    # THEN its visibility can still be changed (SQS counts the 12 hours from the receive)
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=3600
+    )
+    # AND not beyond 12 hours from that receive
+    clock.advance(2 * 3600)
+    with pytest.raises(ClientError, match="beyond the limit"):
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=11 * 3600
+        )
