@@ -22,6 +22,7 @@ from operations import ops
 from tests.conftest import Api
 from tests.e2e.conftest import Records
 from tests.e2e.test_outages import oracle_view
+from tests.e2e.test_poison_messages import MAX_RECEIVE_COUNT
 from tests.e2e.test_recovery import expire_every_ttl_item, posts_with_comments
 from tests.e2e.test_redelivery import subscribe_tap
 from tests.faults import failing, failing_entries
@@ -166,7 +167,7 @@ def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
     # WHEN everything drains, with the consumer's own writes failing (every other hop works)
     with failing("dynamodb", operation, crash, when=lambda p: writes_table(p, table)) as failed:
         runner.drain()
-    # THEN each message it failed on was received 3 times, then moved to its DLQ
+    # THEN each message it failed on was received maxReceiveCount times, then moved to its DLQ
     config = settings.load()
     expected = {
         e.event_id
@@ -174,12 +175,12 @@ def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
         if e.event_type in handled
     }
     assert expected
-    assert len(failed) == 3 * len(expected)
+    assert len(failed) == MAX_RECEIVE_COUNT * len(expected)
     dead = [json.loads(body)["event_id"] for body in peek_bodies(dlq)]
     assert sorted(dead) == sorted(expected)
     # AND every failed receive was logged as an error, with its message id and the cause
     lines = [r for r in service_logs.records if r.getMessage() == "message failed"]
-    assert len(lines) == 3 * len(expected)
+    assert len(lines) == MAX_RECEIVE_COUNT * len(expected)
     assert {r.levelno for r in lines} == {logging.ERROR}
     assert {getattr(r, "reason", None) for r in lines} == {repr(crash)}
     assert len({getattr(r, "message_id", None) for r in lines} - {None}) == len(expected)
