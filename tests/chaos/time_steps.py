@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from emulator.aws_time import CLOCK, deadline, function_name, timeout_of
-from functions import aws, names
+from functions import archive, aws, names, settings
 from tests.faults import failing
 from tests.helpers import PREFIX, queue_url
 
@@ -82,6 +82,13 @@ class TimeSteps:
         self.queues_outlived = False
         """The clock passed the queues' retention with the catch-ups down: the live path alone
         cannot complete the view until they run (on AWS as here)."""
+        self.jumps: list[tuple[float, int]] = []
+        """(clock, archive head) before each jump: positions allocated before it are older."""
+
+    def aged_through(self, seconds: float = HOUR) -> int:
+        """The last position allocated at least ``seconds`` ago, as far as the jumps tell."""
+        now = CLOCK.now()
+        return max([0, *(head for at, head in self.jumps if now - at >= seconds)])
 
     def _stop_clock(self) -> None:
         CLOCK.stop()
@@ -113,6 +120,7 @@ class TimeSteps:
         meanwhile (else they were down too)."""
         self._grace_over()  # an hour's grace is over once time passes
         self._note_poison()
+        self.jumps.append((CLOCK.now(), archive.head(settings.load()).position))
         deleted = CLOCK.advance(seconds)
         self._forget_expired_poison()
         self.faults["clock_advanced"] += 1
