@@ -5,10 +5,13 @@ runner reads the event sources registered on the Chalice app and drives the real
 
 - a DynamoDB stream source reads the (moto) stream shard one batch at a time, in order, and,
   like Lambda, retries from the first record a handler reports in ``batchItemFailures`` (or the
-  whole batch if the handler raised), and after ``max_stream_retries`` sends the batch's
-  description to an on-failure callback and moves on; it delivers only the records its filter
-  patterns match (Lambda's ``FilterCriteria``, exact values only) and skips a batch none of
-  them match;
+  whole batch if the handler raised), halving the batch if the template sets
+  ``BisectBatchOnFunctionError``, and after ``MaximumRetryAttempts`` (``max_stream_retries``
+  where the template sets none), or once the batch's oldest record is older than
+  ``MaximumRecordAgeInSeconds``, sends the batch's description to an on-failure callback and
+  moves on; it skips records older than the stream's 24 hours (trimmed); it delivers only the
+  records its filter patterns match (Lambda's ``FilterCriteria``, exact values only) and skips
+  a batch none of them match;
 - an SQS source receives up to ``batch_size`` messages, deletes only the ones that succeeded
   and leaves the rest to come back after the visibility timeout (``fast_retry`` makes them
   visible at once, standing in for the wait) until the redrive policy moves them to the DLQ;
@@ -16,6 +19,9 @@ runner reads the event sources registered on the Chalice app and drives the real
   pollers do;
 - a schedule source fires at its ``rate(...)``; ``on_resume`` ties a schedule to a source,
   to run when the source resumes (the query consumer's catch-up).
+
+Each invocation runs under its function's ``Timeout`` from the template, on the clock of
+``emulator/aws_time.py`` (which states each of these AWS rules and its documentation page).
 
 Handlers are imported by their Lambda handler string (``module.function``), as Lambda does, so
 ``app.py`` is not in the call path. Any source can be paused and resumed, as disabling an event
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import re
 import threading
 import time
@@ -40,6 +47,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalice.app import Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
+
+from emulator import aws_time
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +80,13 @@ class LambdaContext:
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.function_name}"
 
+    deadline: float = math.inf
+    """When the invocation times out (``aws_time.invocation``); none on the real clock."""
+
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        if self.deadline == math.inf:
+            return 60_000
+        return max(0, int((self.deadline - time.time()) * 1000))
 
 
 def resolve_handler(handler_string: str) -> Handler:
@@ -137,8 +151,10 @@ class Source:
     def _invoke(self, event: dict[str, Any], records: int) -> tuple[bool, Any]:
         self._count(invocations=1, records=records)
         try:
-            return True, self._handler(event, LambdaContext(self.name, self._region))
-        except Exception:
+            with aws_time.invocation(aws_time.function_name(self.name)) as deadline:
+                context = LambdaContext(self.name, self._region, deadline=deadline)
+                return True, self._handler(event, context)
+        except (Exception, aws_time.LambdaTimedOut):
             logger.exception("%s: handler raised; the whole batch failed", self.name)
             return False, None
 
@@ -264,6 +280,10 @@ class StreamSource(Source):
         self._shard = shards[0]["ShardId"]
         self._iterator: str | None = self._new_iterator(config.starting_position)
         self._attempt = 0
+        self._mapping = aws_time.stream_mapping(aws_time.function_name(config.name))
+        if self._mapping.maximum_retry_attempts >= 0:  # the template's, where it sets one
+            self._max_retries = self._mapping.maximum_retry_attempts
+        self._limit = self._batch  # halved on each failure with BisectBatchOnFunctionError
 
     def _new_iterator(self, iterator_type: str, sequence_number: str | None = None) -> str:
         arguments = {
@@ -277,12 +297,13 @@ class StreamSource(Source):
         return iterator
 
     def _poll(self) -> int:
-        response = self._streams.get_records(ShardIterator=self._iterator, Limit=self._batch)
+        response = self._streams.get_records(ShardIterator=self._iterator, Limit=self._limit)
         records = response["Records"]
         if not records:
             self._iterator = response.get("NextShardIterator", self._iterator)
             return 0
-        wanted = [e for e in map(self._record, records) if self._wanted(e)]
+        retained = [r for r in records if aws_time.stream_retained(r)]  # the rest are trimmed
+        wanted = [e for e in map(self._record, retained) if self._wanted(e)]
         if not wanted:  # Lambda does not invoke for a batch its filters drop whole
             self._iterator = response["NextShardIterator"]
             return len(records)
@@ -290,25 +311,35 @@ class StreamSource(Source):
         numbers = [e["dynamodb"]["SequenceNumber"] for e in wanted]
         failed = failed_ids(result, numbers) if ok else None
         if failed == []:
-            self._attempt = 0
+            self._attempt, self._limit = 0, self._batch
             self._iterator = response["NextShardIterator"]
             return len(records)
         self._count(failures=1)
         first_failed = numbers[0] if failed is None else min(failed, key=int)
         self._attempt += 1
-        if self._attempt <= self._max_retries:
+        if self._mapping.bisect_on_error:
+            self._limit = max(1, len(wanted) // 2)
+        if self._attempt <= self._max_retries and not self._too_old(wanted):
             self._iterator = self._new_iterator("AT_SEQUENCE_NUMBER", first_failed)
         else:
             self._give_up(first_failed, numbers[-1], len(wanted))
             self._iterator = response["NextShardIterator"]
         return len(records)
 
+    def _too_old(self, batch: list[dict[str, Any]]) -> bool:
+        """Whether the batch's oldest record is past the mapping's ``MaximumRecordAgeInSeconds``."""
+        limit = self._mapping.maximum_record_age_seconds
+        now = time.time()
+        oldest = min(float(e["dynamodb"].get("ApproximateCreationDateTime", now)) for e in batch)
+        return limit >= 0 and now - oldest > limit
+
     def _wanted(self, record: dict[str, Any]) -> bool:
         return not self._filters or any(matches(record) for matches in self._filters)
 
     def _give_up(self, first: str, last: str, size: int) -> None:
-        """Like Lambda after ``MaximumRetryAttempts``: report the batch and skip it."""
-        self._attempt = 0
+        """Like Lambda after ``MaximumRetryAttempts`` (or ``MaximumRecordAgeInSeconds``): report
+        the batch and skip it."""
+        self._attempt, self._limit = 0, self._batch
         logger.error("%s: records %s..%s failed every retry; skipped", self.name, first, last)
         if self._on_failure is not None:
             self._on_failure(

@@ -1,9 +1,10 @@
 """Deploy ``infra/template.yaml`` into moto, and bridge what moto's CloudFormation skips.
 
 moto creates the tables, topic and queues of the template but skips ``AWS::SNS::Subscription``
-(with only a warning) and does not enforce ``AWS::SQS::QueuePolicy``. ``subscribe`` creates each
-subscription of the template, with its filter policy and raw delivery, from the template
-itself, so there is still one source of truth.
+(with only a warning), ignores a table's ``TimeToLiveSpecification`` and does not enforce
+``AWS::SQS::QueuePolicy``. ``subscribe`` creates each subscription of the template, with its
+filter policy and raw delivery, and ``enable_ttl`` each table's TTL, from the template itself,
+so there is still one source of truth.
 """
 
 import contextlib
@@ -45,7 +46,23 @@ def deploy(
         stack = describe(client, prefix)
     for logical_id in resources_of_type(document, "AWS::SNS::Subscription"):
         subscribe(client, stack, logical_id, document)
+    enable_ttl(client, stack, document)
     return stack
+
+
+def enable_ttl(client: ClientFactory, stack: Stack, template: dict[str, Any]) -> list[str]:
+    """Turn on each table's TTL as the template specifies it; the tables it turned on."""
+    enabled = []
+    for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
+        ttl = template["Resources"][logical_id]["Properties"].get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            table = stack.physical_ids[logical_id]
+            client("dynamodb").update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+            enabled.append(table)
+    return enabled
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ not blocked by retrying, and the scheduled sweeper republishes them once SNS is 
 position they were archived at. Republishing is safe because every consumer is idempotent.
 """
 
+import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,17 +221,46 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
     return {"batchItemFailures": unreadable}
 
 
+SWEEP_PAGE = 500
+"""Unsent records read, and swept, at a time."""
+
+
+def _remaining_ms(event: CloudWatchEvent) -> float:
+    """The invocation's time left, from Lambda's context (none: unbounded)."""
+    context: Any = event.context
+    return math.inf if context is None else float(context.get_remaining_time_in_millis())
+
+
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="outbox_sweeper")
 def sweep_unsent(event: CloudWatchEvent) -> dict[str, Any]:
-    """Republish records that stayed unsent longer than the grace period (broker outage)."""
+    """Republish records that stayed unsent longer than the grace period (broker outage).
+
+    Page after page, oldest first, while a page comes back full and published something, and
+    the time left is more than twice the longest page took: after a long outage one run drains
+    far more than the design's peak event rate (docs/time.md), and stops well before its timeout.
+    """
     config = settings.load()
     table = config.table(names.OUTBOX_TABLE)
-    now = datetime.now(UTC)
-    stale = outbox.unsent(table, now - timedelta(seconds=config.sweep_grace_seconds))
-    report = sweep(config, stale, now.timestamp())
-    if stale:
-        logger.info("swept unsent outbox records", **report.model_dump())
+    total = PublishReport()
+    longest_ms = 0.0
+    pages = 0
+    while True:
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        stale = outbox.unsent(
+            table, now - timedelta(seconds=config.sweep_grace_seconds), SWEEP_PAGE
+        )
+        report = sweep(config, stale, now.timestamp())
+        pages += 1
+        total = PublishReport(**{k: v + getattr(report, k) for k, v in total.model_dump().items()})
+        longest_ms = max(longest_ms, (time.monotonic() - started) * 1000)
+        if len(stale) < SWEEP_PAGE or not report.published:
+            break
+        if _remaining_ms(event) < 2 * longest_ms:
+            break
+    if total.records or total.left_to_live_publishers:
+        logger.info("swept unsent outbox records", pages=pages, **total.model_dump())
     metrics.publish(
         config, names.OLDEST_UNSENT_METRIC, outbox.oldest_unsent_age(table), MetricUnit.Seconds
     )
-    return report.model_dump()
+    return {**total.model_dump(), "pages": pages}

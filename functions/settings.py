@@ -24,6 +24,7 @@ VARIABLES = {
     "ARCHIVE_RETENTION_DAYS": "archive_retention_days",
     "OUTBOX_SWEEP_GRACE_SECONDS": "sweep_grace_seconds",
     "ARCHIVE_HOLE_GRACE_SECONDS": "hole_grace_seconds",
+    "ARCHIVE_SEAL_AGE_SECONDS": "seal_age_seconds",
 }
 
 
@@ -41,11 +42,15 @@ class Settings(BaseModel):
     segment_size: Annotated[int, Field(ge=1)] = 1000
     """Positions per archive bucket (one DynamoDB partition, one S3 segment)."""
     archive_retention_days: Annotated[int, Field(ge=1)] = 7
-    """How long archive records stay in DynamoDB; the S3 segments keep them after that."""
-    sweep_grace_seconds: Annotated[float, Field(ge=0)] = 60
-    """An unsent outbox record younger than this is left to the stream publisher."""
+    """How long archive records stay in DynamoDB once sealed in S3 (they carry no TTL before)."""
+    seal_age_seconds: Annotated[float, Field(ge=0)] = 86_400
+    """The current, partial bucket is sealed into S3 once its oldest unsealed record is older."""
+    sweep_grace_seconds: Annotated[float, Field(ge=0)] = 300
+    """An unsent outbox record younger than this is left to the stream publisher, and a claim
+    lasts this long: longer than any function that claims can run (docs/time.md)."""
     hole_grace_seconds: Annotated[float, Field(ge=0)] = 300
-    """A missing archive position older than this is a hole; longer than a Lambda can run."""
+    """A missing archive position older than this is a hole: longer than any function that
+    allocates positions can run (docs/time.md)."""
 
     @field_validator("banned_words", mode="before")
     @classmethod

@@ -22,7 +22,8 @@ from operations import ops
 from tests.conftest import Api
 from tests.e2e.conftest import Records
 from tests.e2e.test_outages import oracle_view
-from tests.e2e.test_recovery import expire_segmented_records, posts_with_comments
+from tests.e2e.test_poison_messages import MAX_RECEIVE_COUNT
+from tests.e2e.test_recovery import expire_every_ttl_item, posts_with_comments
 from tests.e2e.test_redelivery import subscribe_tap
 from tests.faults import failing, failing_entries
 from tests.helpers import PREFIX, peek_bodies, receive_all, scan, writes_table
@@ -166,7 +167,7 @@ def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
     # WHEN everything drains, with the consumer's own writes failing (every other hop works)
     with failing("dynamodb", operation, crash, when=lambda p: writes_table(p, table)) as failed:
         runner.drain()
-    # THEN each message it failed on was received 3 times, then moved to its DLQ
+    # THEN each message it failed on was received maxReceiveCount times, then moved to its DLQ
     config = settings.load()
     expected = {
         e.event_id
@@ -174,12 +175,12 @@ def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
         if e.event_type in handled
     }
     assert expected
-    assert len(failed) == 3 * len(expected)
+    assert len(failed) == MAX_RECEIVE_COUNT * len(expected)
     dead = [json.loads(body)["event_id"] for body in peek_bodies(dlq)]
     assert sorted(dead) == sorted(expected)
     # AND every failed receive was logged as an error, with its message id and the cause
     lines = [r for r in service_logs.records if r.getMessage() == "message failed"]
-    assert len(lines) == 3 * len(expected)
+    assert len(lines) == MAX_RECEIVE_COUNT * len(expected)
     assert {r.levelno for r in lines} == {logging.ERROR}
     assert {getattr(r, "reason", None) for r in lines} == {repr(crash)}
     assert len({getattr(r, "message_id", None) for r in lines} - {None}) == len(expected)
@@ -203,7 +204,7 @@ def test_catch_up_reads_positions_expired_from_the_table_from_s3(
     # AND the complete bucket copied to S3, and its table records expired (TTL)
     runner.fire("archive_segmenter")
     assert archive.head(settings.load()).segmented_through >= 1
-    expire_segmented_records()
+    expire_every_ttl_item()
     # WHEN the outage ends (catch-up)
     report = ops.outage_end(consumers, "query")
     # THEN the expired positions were read from S3: nothing skipped, the view complete

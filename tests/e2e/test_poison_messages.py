@@ -15,7 +15,7 @@ CONSUMER_SOURCES = {
     "comments": "comments_consumer",
     "query": "query_consumer",
 }
-MAX_RECEIVE_COUNT = 3  # infra/template.yaml's default
+MAX_RECEIVE_COUNT = 5  # infra/template.yaml's default
 
 
 def poison(consumer: str, body: str) -> str:

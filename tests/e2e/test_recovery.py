@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from emulator import aws_time
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
 from functions import archive, aws, names, settings
@@ -226,14 +227,8 @@ def test_history_is_the_union_of_s3_segments_and_the_table(
     config = settings.load()
     segmented = archive.head(config).segmented_through
     assert segmented >= 2
-    # AND the segmented records expired from the table (TTL)
-    client = aws.client("dynamodb")
-    for bucket in range(segmented):
-        for event in archive.read_segment(config, bucket):
-            client.delete_item(
-                TableName=names.resource(PREFIX, names.ARCHIVE_TABLE),
-                Key={"bucket": {"N": str(bucket)}, "position": {"N": str(event.position)}},
-            )
+    # AND every record that carries a TTL deleted (as DynamoDB will, once its time comes)
+    expire_every_ttl_item()
     # WHEN the view is rebuilt from nothing
     report = recovery.rebuild(config)
     # THEN every event was read, from S3 and the table together
@@ -306,16 +301,31 @@ def test_a_rebuild_overtaken_by_another_does_not_switch_reads(
     assert store.version_rows(settings.load(), "v2") == []
 
 
-def expire_segmented_records() -> None:
-    """What DynamoDB's TTL does to records whose bucket is in S3."""
+def expire_every_ttl_item() -> None:
+    """What DynamoDB's TTL will do, sooner or later: delete every item that carries a TTL."""
+    aws_time.expire_items()
+
+
+def test_a_quiet_blog_rebuilds_whole_once_every_ttl_item_is_gone(
+    api: Api, runner: EventSourceRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a quiet blog: fewer events than a bucket, nothing complete to copy to S3
+    posts_with_comments(api, runner, 2, "quiet")
     config = settings.load()
-    client = aws.client("dynamodb")
-    for bucket in range(archive.head(config).segmented_through):
-        for event in archive.read_segment(config, bucket):
-            client.delete_item(
-                TableName=names.resource(PREFIX, names.ARCHIVE_TABLE),
-                Key={"bucket": {"N": str(bucket)}, "position": {"N": str(event.position)}},
-            )
+    assert archive.head(config).position < config.segment_size
+    # AND the segmenter ran before and after its bucket was old enough to seal partially
+    runner.fire("archive_segmenter")
+    assert aws_time.expire_items() == 0, "a record carried a TTL before it was in S3"
+    monkeypatch.setenv("ARCHIVE_SEAL_AGE_SECONDS", "0")
+    runner.fire("archive_segmenter")
+    # WHEN DynamoDB deletes every archive item that carries a TTL
+    assert aws_time.expire_items() == archive.head(config).position
+    # THEN a rebuild from nothing still reads every event, from S3, and the view is whole
+    report = recovery.rebuild(settings.load())
+    assert report.events == archive.head(config).position
+    _, view = api.get("/posts")
+    assert sorted(p["title"] for p in view.values()) == ["quiet 0", "quiet 1"]
+    assert view == oracle_view()
 
 
 def test_a_hole_in_expired_history_is_skipped_however_young_the_traffic(
@@ -325,7 +335,7 @@ def test_a_hole_in_expired_history_is_skipped_however_young_the_traffic(
     archive.allocate(settings.load(), 1)
     posts_with_comments(api, runner, 4, "old")
     runner.fire("archive_segmenter")
-    expire_segmented_records()
+    expire_every_ttl_item()
     # AND a long hole grace with fresh traffic (so time alone could not call it a hole)
     monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
     posts_with_comments(api, runner, 1, "new")

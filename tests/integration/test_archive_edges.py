@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from emulator import aws_time
 from functions import archive, aws, names, settings
 from functions.archive import ArchivedEvent, Head
 from functions.dynamo import from_item
@@ -59,18 +60,114 @@ def test_allocation_reserves_consecutive_positions_and_counts_rearchived_ones() 
     assert before <= head.allocated_at <= after
 
 
-def test_a_record_expires_from_the_table_after_the_retention() -> None:
-    config = settings.load()
-    before = time.time()
-    [event] = archived(1)
-    after = time.time()
+def _ttl_of(position: int) -> float | None:
+    """The ``expires_at`` of a table record (None: it carries no TTL), or -1 if it is gone."""
     item = aws.client("dynamodb").get_item(
         TableName=names.resource(PREFIX, names.ARCHIVE_TABLE),
-        Key={"bucket": {"N": "0"}, "position": {"N": str(event.position)}},
-    )["Item"]
+        Key={"bucket": {"N": str(position // 10)}, "position": {"N": str(position)}},
+        ConsistentRead=True,
+    )
+    if "Item" not in item:
+        return -1
+    value = from_item(item["Item"]).get(names.ARCHIVE_TTL_ATTRIBUTE)
+    return None if value is None else float(value)
+
+
+def test_a_record_carries_no_ttl_until_its_bucket_is_in_s3() -> None:
+    # GIVEN a record in a bucket that is not complete (nor old enough to seal partially)
+    config = settings.load()
+    [event] = archived(1)
+    # THEN it carries no TTL, so DynamoDB can never delete it, however long it waits
+    assert _ttl_of(event.position) is None
+    assert archive.write_segments(config) == []
+    assert _ttl_of(event.position) is None
+    assert aws_time.expire_items() == 0
+
+
+def test_a_sealed_record_expires_the_retention_after_its_seal() -> None:
+    # GIVEN a complete bucket
+    config = settings.load()
+    archived(9)
+    # WHEN it is sealed into S3
+    before = time.time()
+    assert archive.write_segments(config) == [0]
+    after = time.time()
+    # THEN every record in it expires the retention after the seal
     retention = config.archive_retention_days * 86_400
-    expires = from_item(item)[names.ARCHIVE_TTL_ATTRIBUTE]
-    assert int(before + retention) <= expires <= int(after + retention)
+    for position in range(1, 10):
+        expires = _ttl_of(position)
+        assert expires is not None
+        assert int(before + retention) <= expires <= int(after + retention)
+
+
+def test_a_quiet_bucket_is_sealed_partially_once_its_oldest_record_is_old_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN three records in bucket 0 (of 10 positions), younger than a day
+    archived(3)
+    assert archive.write_segments(settings.load()) == []
+    assert archive.head(settings.load()).sealed_through == 0
+    # WHEN the seal age has passed (0 s here)
+    monkeypatch.setenv("ARCHIVE_SEAL_AGE_SECONDS", "0")
+    config = settings.load()
+    assert archive.write_segments(config) == [0]
+    # THEN a partial segment holds them, the counter row names it, and they carry their TTL
+    head = archive.head(config)
+    assert (head.sealed_through, head.segmented_through) == (3, 0)
+    keys = [
+        o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=config.archive_bucket)["Contents"]
+    ]
+    assert keys == [f"{names.ARCHIVE_SEGMENT_PREFIX}000000000000.through-000000000003.jsonl"]
+    assert all(_ttl_of(p) is not None for p in (1, 2, 3))
+    # AND once DynamoDB deletes them, reads still find them, in S3
+    assert aws_time.expire_items() == 3
+    assert [e.position for e in archive.history(config, 3)] == [1, 2, 3]
+    assert sorted(archive.read(config, [2, 3])) == [2, 3]
+    # WHEN more records arrive, THEN the partial segment is written again with all of them
+    archived(2)
+    assert [e.position for e in archive.history(config, 5)] == [1, 2, 3, 4, 5]
+    assert _ttl_of(4) is None
+    assert archive.write_segments(config) == [0]
+    assert archive.head(config).sealed_through == 5
+    assert [e.position for e in archive.read_segment(config, 0, 5)] == [1, 2, 3, 4, 5]
+    assert aws_time.expire_items() == 2
+    # AND when the bucket completes, its complete segment holds the records of the partial one
+    archived(5)
+    assert archive.write_segments(config) == [0, 1]
+    assert [e.position for e in archive.read_segment(config, 0)] == list(range(1, 10))
+    assert aws_time.expire_items() == 5
+    assert [e.position for e in archive.history(config, 10)] == list(range(1, 11))
+
+
+def test_nothing_is_sealed_that_a_publisher_could_still_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN recent allocations, one of them not recorded yet (a publisher still running)
+    archived(3, holes=(2,))
+    monkeypatch.setenv("ARCHIVE_SEAL_AGE_SECONDS", "0")
+    monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "3600")
+    # THEN nothing is sealed, and nothing gets a TTL, until the hole grace has passed
+    assert archive.write_segments(settings.load()) == []
+    assert (_ttl_of(1), _ttl_of(3)) == (None, None)
+
+
+def test_a_run_that_lost_the_counter_row_to_another_gives_no_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a run that read the counter row before another run sealed positions 1 to 3
+    monkeypatch.setenv("ARCHIVE_SEAL_AGE_SECONDS", "0")
+    config = settings.load()
+    archived(3)
+    stale = archive.head(config)
+    assert archive.write_segments(config) == [0]
+    archived(1)
+    monkeypatch.setattr(archive, "head", lambda _: stale)
+    # WHEN the stale run seals what it saw
+    assert archive.write_segments(config) == []
+    # THEN its segment is not named, and the record only it read carries no TTL
+    monkeypatch.undo()
+    assert archive.head(config).sealed_through == 3
+    assert _ttl_of(4) is None
 
 
 def test_read_takes_only_the_positions_asked_from_each_bucket() -> None:

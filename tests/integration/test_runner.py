@@ -4,6 +4,7 @@ A throwaway app registers its own handlers on the stack's outbox stream and quer
 the runner's rules can be checked with handlers that fail on purpose.
 """
 
+import json
 import threading
 import time
 from typing import Any
@@ -129,7 +130,9 @@ def test_sqs_deletes_only_the_successes(probe: EventSourceRunner) -> None:
         sqs.send_message(QueueUrl=url, MessageBody=body)
     probe.drain()
     assert seen.count("good-1") == seen.count("good-2") == 1
-    assert seen.count("bad") == 3  # maxReceiveCount, then the redrive policy takes it
+    redrive = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+    max_receives = json.loads(redrive["Attributes"]["RedrivePolicy"])["maxReceiveCount"]
+    assert seen.count("bad") == int(max_receives) == 5  # then the redrive policy takes it
     assert [m["Body"] for m in receive_all(names.dead_letter_queue(PREFIX, "query"))] == ["bad"]
 
 
@@ -139,7 +142,7 @@ def test_a_raising_handler_fails_the_whole_batch(probe: EventSourceRunner) -> No
     sqs, url = aws.client("sqs"), queue_url(names.queue(PREFIX, "comments"))
     sqs.send_message(QueueUrl=url, MessageBody="x")
     probe.drain()
-    assert probe.sources["raising_probe"].stats.failures == 3
+    assert probe.sources["raising_probe"].stats.failures == 5  # maxReceiveCount
     assert queue_depth(names.dead_letter_queue(PREFIX, "comments")) == 1
 
 
