@@ -1,63 +1,13 @@
-"""Fixes for moto's DynamoDB and SQS, to apply only where the code runs on moto.
+"""moto's DynamoDB and SQS patches: one fix, and the speed patches that stayed.
 
-**TransactWriteItems.**
-moto 5.2 deep-copies every table a transaction touches and, when the transaction is cancelled
-(a failed ConditionExpression, which idempotent writes cause on purpose), swaps the live table
-for the copy. Each transaction then costs time in proportion to the table size, a cancelled one
-leaves "ghost" stream records of writes that never happened, stream iterators issued earlier
-never see another write, and under moto's threaded server writes committed meanwhile are lost.
-The replacement checks every operation and condition first, changing nothing, then writes. One
-re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-then-write atomic
-across the server's threads. The check works out the item each Update leaves, and the write
-stores it, so an update expression is applied once (its cost per item halved the publisher's
-batches), and an Update that creates an item streams one INSERT (moto's UpdateItem streams two:
-the bare key, then the item); what that item's PutItem would refuse is refused before any
-write. An Update of a stored item made only of ``SET name = :value`` and ``REMOVE name``
-actions on plain attributes (the outbox's claims and mark-sents) is worked out directly: moto
-deep-copies its parsed tree and runs ten validating passes over it for each item, most of a
-batch's cost. Any other Update goes through moto's own update, on a copy of the item.
-
-**Expressions.** moto parses a condition or update expression every time it meets one: a
-transaction of 100 records sharing one expression parsed each 200 times (to check the request,
-then to apply it). Parsed expressions are kept (the most recent 1,024), keyed by the expression
-and, for a condition, its names and values; moto only reads a parsed tree (its Validator
-deep-copies an update's before changing it).
-
-**Query.** moto answers every Query by sorting every item of the table (all partitions, with
-Python-level comparisons of its ``DynamoType`` keys), then keeping the partition asked for and
-sorting that again: a query's cost follows the table's size, not the items it returns, so the
-archive's bucket reads and the view's one-post reads slow down as history grows. The fix hands
-moto's own query code only the candidates: the one partition of a table query, or, for an
-index, the items carrying the index's hash key value; moto then sorts, pages, filters and
-projects them exactly as before, under the lock the writes hold (moto reads live items).
-
-**Index queries.** moto keeps no index: finding an index partition's items means visiting every
-item of the table, so a page of the view's listing index slowed down with the blog's size.
-The fix keeps, for each table and index hash key queried, its items by hash key value: built
-on the table's first query of that index, then updated by every write (PutItem, UpdateItem
-and DeleteItem, which BatchWriteItem and transactions go through), so an index query visits
-only its own partition, as DynamoDB's does. PartiQL writes, which bypass those, drop the maps.
-
-**Query copies.** moto deep-copies every item of a query's page (up to 1 MB) before filtering
-it, so that a later write cannot change the answer, and for ``Select=COUNT`` the handler then
-keeps only their number: a status check counting a backlog of a thousand unsent records copied
-all of them. A Query is answered under the lock, from the live items, up to the handler's
-conversion of them into fresh dicts and lists.
-
-**SQS receives.** For every message a ReceiveMessage returns, moto checks the retention period
-by computing every attribute of the queue, twice, and three of them count the queue's messages,
-reading the clock for each message: a receive costs the square of the backlog, so a queue that
-fell behind by a thousand messages took a quarter of a second per batch and fell further
-behind. Its visible-message scans read the clock twice per message, and a delete walks every
-message twice, building a list of receipt handles for each. The fix reads the retention period
-from the queue, the clock once per scan, and finds the deleted message in one pass.
-
-See tests/integration/test_moto_fixes.py for each defect and its fix.
+The fix, ``dynamodb-transactions``, is written up in ``docs/moto-fixes.md``; what each speed
+patch buys is in ``benchmarks/results/SPEED_PATCHES.md``. ``emulator.moto_patches`` applies them.
 """
 
 import copy
 import functools
 import re
+import sys
 import threading
 import weakref
 from collections import OrderedDict, defaultdict
@@ -86,7 +36,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 
-from emulator.patching import applied_while
+from emulator.moto_patches import Patch, Wrap, applied, register
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,7 +44,6 @@ R = TypeVar("R")
 _LOCK = threading.RLock()
 _LOCKED_WRITES = ("put_item", "update_item", "delete_item")
 _SUBSTITUTIONS = ("ExpressionAttributeNames", "ExpressionAttributeValues")
-_originals: dict[str, Callable[..., Any]] = {}
 
 # (operation type, operation, key, the attributes an Update leaves) of a write that passed its
 # checks.
@@ -189,7 +138,7 @@ def _actions(expression: str) -> list[tuple[str, str | None]] | None:
     return actions or None
 
 
-def _simple_update(
+def _direct_update(
     table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves a stored item
@@ -246,6 +195,16 @@ def _simple_update(
         else:
             attributes[name] = dict(value)
     return attributes
+
+
+def _moto_update(
+    table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
+) -> dict[str, Any] | None:
+    return None  # moto's own update works every Update out
+
+
+_simple_update = _moto_update
+"""What works an Update out directly (None: moto's update); the speed patch replaces it."""
 
 
 @functools.cache
@@ -491,21 +450,22 @@ def _forgetting(method: Callable[..., R]) -> Callable[..., R]:
     return statement
 
 
-@_locked
-def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
-    """moto's Table.query over the partition (or index key) asked for, not the whole table.
+def _querying(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's Table.query over the partition (or index key) asked for, not the whole table."""
 
-    Under the writes' lock: moto reads the live items, and a write between its filtering and
-    its paging (say, a flag the index key is removed from) made it fail with a 500.
-    """
-    original = _originals["query"]
-    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-    candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
-    if candidates is None:
-        return original(self, hash_key, *args, **kwargs)
-    if getattr(_answering, "active", False):
-        candidates = [_uncopied(item) for item in candidates]
-    return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
+    @wraps(original)
+    def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+            hash_conditions = kwargs.get("hash_key_conditions")
+            candidates = _candidates(self, hash_key, index_name, hash_conditions)
+            if candidates is None:
+                return original(self, hash_key, *args, **kwargs)
+            if getattr(_answering, "active", False):
+                candidates = [_uncopied(item) for item in candidates]
+            return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
+
+    return query
 
 
 _answering = threading.local()
@@ -525,21 +485,20 @@ def _uncopied(item: Item) -> Item:
     return live
 
 
-@_locked
-def _locked_query(self: DynamoHandler) -> Any:
-    """DynamoHandler.query under the writes' lock, answering from the live items.
+def _answering_live(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DynamoHandler.query under the writes' lock, answering from the live items: no write runs
+    until the handler has turned them into fresh dicts and lists, so moto's copy is not needed."""
 
-    moto's Table.query deep-copies every item of a page (up to 1 MB) so that a write made
-    after the query cannot change its answer. Under the lock, from the query to the handler's
-    conversion of the items into fresh dicts and lists (``DynamoResult``), no write runs, and
-    filtering and projecting only read items (a projection builds new ones): the copy is
-    not needed. A status check's ``COUNT`` of a thousand unsent records copied all of them.
-    """
-    _answering.active = True
-    try:
-        return _originals["DynamoHandler.query"](self)
-    finally:
-        _answering.active = False
+    @wraps(original)
+    def query(self: DynamoHandler) -> Any:
+        with _LOCK:
+            _answering.active = True
+            try:
+                return original(self)
+            finally:
+                _answering.active = False
+
+    return query
 
 
 def _retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
@@ -583,101 +542,114 @@ _PARSED_KEPT = 1024
 _conditions: "OrderedDict[str, tuple[Any, dict[str, Any]]]" = OrderedDict()
 
 
-def _parse_condition(self: ConditionExpressionParser) -> Any:
-    """ConditionExpressionParser.parse, once per expression, names and values.
+def _caching_condition(original: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(original)
+    def parse(self: ConditionExpressionParser) -> Any:
+        """ConditionExpressionParser.parse, once per expression, names and values.
 
-    The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it,
-    and holds copies of the values, not the request's. The lists the parse leaves on the
-    parser (the names and values it found, which moto's handlers check for unused ones) are
-    left again on a parser that finds it parsed, as fresh lists: moto's callers extend them.
-    """
-    parts = (self.condition_expression, self.expression_attribute_names)
-    key = repr((*parts, self.expression_attribute_values))
-    with _LOCK:
-        parsed = _conditions.get(key)
-        if parsed is not None:
-            _conditions.move_to_end(key)
-    if parsed is None:
-        # parsed from a copy of the values: moto's SET stores a request's value objects in the
-        # item, and a later ADD changes them in place, which would change a kept condition
-        request_values = self.expression_attribute_values
-        self.expression_attribute_values = copy.deepcopy(request_values)
-        try:
-            condition = _originals["parse"](self)
-        finally:
-            self.expression_attribute_values = request_values
-        found = {name: value for name, value in vars(self).items() if isinstance(value, list)}
-        parsed = (condition, found)
+        The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it,
+        and holds copies of the values, not the request's. The lists the parse leaves on the
+        parser (the names and values it found, which moto's handlers check for unused ones) are
+        left again on a parser that finds it parsed, as fresh lists: moto's callers extend them.
+        """
+        parts = (self.condition_expression, self.expression_attribute_names)
+        key = repr((*parts, self.expression_attribute_values))
         with _LOCK:
-            _conditions[key] = parsed
-            if len(_conditions) > _PARSED_KEPT:
-                _conditions.popitem(last=False)
-    for name, value in parsed[1].items():
-        setattr(self, name, list(value))
-    return parsed[0]
+            parsed = _conditions.get(key)
+            if parsed is not None:
+                _conditions.move_to_end(key)
+        if parsed is None:
+            # parsed from a copy of the values: moto's SET stores a request's value objects in the
+            # item, and a later ADD changes them in place, which would change a kept condition
+            request_values = self.expression_attribute_values
+            self.expression_attribute_values = copy.deepcopy(request_values)
+            try:
+                condition = original(self)
+            finally:
+                self.expression_attribute_values = request_values
+            found = {name: value for name, value in vars(self).items() if isinstance(value, list)}
+            parsed = (condition, found)
+            with _LOCK:
+                _conditions[key] = parsed
+                if len(_conditions) > _PARSED_KEPT:
+                    _conditions.popitem(last=False)
+        for name, value in parsed[1].items():
+            setattr(self, name, list(value))
+        return parsed[0]
+
+    return parse
 
 
-@functools.lru_cache(maxsize=_PARSED_KEPT)
-def _parse_update(cls: type, expression: str) -> Any:
+def _caching_update(make: Any) -> Any:
     """UpdateExpressionParser.make, once per expression: every user of the tree deep-copies it
     (moto's Validator) or only reads it (the handlers' placeholder checks)."""
-    make: Any = _originals["make"]  # the classmethod object, as the class holds it
-    return make.__func__(cls, expression)
+
+    @functools.lru_cache(maxsize=_PARSED_KEPT)
+    def parse(cls: type, expression: str) -> Any:
+        return make.__func__(cls, expression)
+
+    return classmethod(parse)  # type: ignore[arg-type]
 
 
 _PARTIQL = ("execute_statement", "execute_transaction", "batch_execute_statement")
-_TARGETS: dict[str, type] = {
-    **dict.fromkeys((*_LOCKED_WRITES, *_PARTIQL, "transact_write_items"), DynamoDBBackend),
-    "query": Table,
-    "is_message_valid_based_on_retention_period": SQSBackend,
-    "messages": Queue,
-    "approximate_number_of_messages_not_visible": Queue,
-    "approximate_number_of_messages_delayed": Queue,
-    "delete_message": Queue,
-    "parse": ConditionExpressionParser,
-    "make": UpdateExpressionParser,
-}
-_SQS: dict[str, Any] = {
-    "is_message_valid_based_on_retention_period": _retained,
-    "messages": property(_visible),
-    "approximate_number_of_messages_not_visible": property(_not_visible),
-    "approximate_number_of_messages_delayed": property(_delayed),
-    "delete_message": _delete_message,
-}
 
-
-def apply() -> None:
-    """Patch moto's DynamoDBBackend, Table, SQSBackend and Queue (idempotent)."""
-    with _LOCK:
-        if _originals:
-            return
-        _originals.update({name: vars(owner)[name] for name, owner in _TARGETS.items()})
-        replacements = {name: _reindexing(_originals[name]) for name in _LOCKED_WRITES}
-        replacements |= {name: _forgetting(_originals[name]) for name in _PARTIQL}
-        replacements["transact_write_items"] = _transact_write_items
-        replacements["query"] = _query
-        replacements |= _SQS
-        replacements["parse"] = _parse_condition
-        replacements["make"] = classmethod(_parse_update)  # type: ignore[arg-type,assignment]
-        for name, replacement in replacements.items():
-            setattr(_TARGETS[name], name, replacement)
-        _originals["DynamoHandler.query"] = vars(DynamoHandler)["query"]
-        DynamoHandler.query = _locked_query  # type: ignore[method-assign]
-
-
-def remove() -> None:
-    """Restore moto's own methods (a no-op if the patch is not applied)."""
-    with _LOCK:
-        if "DynamoHandler.query" in _originals:
-            DynamoHandler.query = _originals.pop("DynamoHandler.query")  # type: ignore[method-assign]
-        for name, original in _originals.items():
-            setattr(_TARGETS[name], name, original)
-        _originals.clear()
-        _INDEXED.clear()
-        _conditions.clear()
-        _parse_update.cache_clear()
+register(
+    Patch(
+        "dynamodb-transactions",
+        "fix",
+        lambda: [
+            (DynamoDBBackend, "transact_write_items", _transact_write_items),
+            *((DynamoDBBackend, name, Wrap(_locked)) for name in _LOCKED_WRITES),
+            (Table, "query", Wrap(_locked)),  # moto reads the live items a write changes
+        ],
+    )
+)
+register(
+    Patch(
+        "dynamodb-expressions",
+        "speed",
+        lambda: [
+            (ConditionExpressionParser, "parse", Wrap(_caching_condition)),
+            (UpdateExpressionParser, "make", Wrap(_caching_update)),
+        ],
+        forget=_conditions.clear,
+    )
+)
+register(
+    Patch(
+        "dynamodb-update",
+        "speed",
+        lambda: [(sys.modules[__name__], "_simple_update", _direct_update)],
+    )
+)
+register(
+    Patch(
+        "dynamodb-query",
+        "speed",
+        lambda: [
+            (Table, "query", Wrap(_querying)),
+            (DynamoHandler, "query", Wrap(_answering_live)),
+            *((DynamoDBBackend, name, Wrap(_reindexing)) for name in _LOCKED_WRITES),
+            *((DynamoDBBackend, name, Wrap(_forgetting)) for name in _PARTIQL),
+        ],
+        forget=_INDEXED.clear,
+    )
+)
+register(
+    Patch(
+        "sqs-receive",
+        "speed",
+        lambda: [
+            (SQSBackend, "is_message_valid_based_on_retention_period", _retained),
+            (Queue, "messages", property(_visible)),
+            (Queue, "approximate_number_of_messages_not_visible", property(_not_visible)),
+            (Queue, "approximate_number_of_messages_delayed", property(_delayed)),
+            (Queue, "delete_message", _delete_message),
+        ],
+    )
+)
 
 
 def patched() -> AbstractContextManager[None]:
-    """Apply the patch for the duration of the block; leave it as found afterwards."""
-    return applied_while(bool(_originals), apply, remove)
+    """``emulator.moto_patches.applied()``, for the callers that still name this module."""
+    return applied()

@@ -1,49 +1,15 @@
-"""moto's server, fit to carry a stack's load: kept-alive connections and a cached dispatch.
+"""moto's server for the local stack, and the speed patches of its request path.
 
-Every AWS call of the local stack goes through moto's threaded server, so its cost per request
-is the floor under the stack's latency and the ceiling on its throughput. The costs below are
-not AWS's and are mended here (see tests/integration/test_moto_serving.py):
-
-**A connection and a thread per request.** Werkzeug's development server answers every request
-with ``Connection: close``: each AWS call opens a TCP connection, and the server starts a thread
-for it and, after the response, waits up to 10 ms for a request body nobody sends. AWS keeps
-connections alive, and botocore pools them. ``KeepAliveHandler`` reads the request body whole
-(``Content-Length``) before the application runs, so nothing is left to drain, writes the status
-line, headers and body in one send with Nagle's algorithm off, and keeps the connection for the
-next request unless the client asked to close it or sent a body it cannot delimit (chunked).
-
-**The dispatch.** moto's server finds the service of every request by listing its own package
-directory and trying some hundred URL patterns on the host it infers from the signature; the
-answer depends only on that host, so ``apply()`` remembers it.
-
-**The action's lookup.** moto lists a response class's methods (``inspect.getmembers``) on every
-request to check that the action exists; a class's methods do not change while serving, so the
-list is computed once per class.
-
-**GetRecords.** moto builds each stream record already in DynamoDB's JSON form, then runs it
-through its generic response serializer, which walks the API model for every attribute value:
-about 2 ms a record, so the stream read was the dearest call of a write's path and its cost
-grew with the batch. ``apply()`` writes the records as JSON directly, with moto's DynamoDB
-encoder (the record's time as epoch seconds, binary values base64-encoded once).
-
-**Flask, for every call.** Every request went through Flask: a request and an application
-context pushed and popped, the URL matched, signals sent, the response processed by
-flask-cors. For a ``POST`` without an ``Origin`` (every call botocore makes), all of that
-changes nothing but one header, ``Access-Control-Allow-Origin: *``. ``_answer`` runs such a
-request's view directly, as moto's view function would, and adds that header where flask-cors
-would; anything else (another method, a browser's cross-origin call, moto's own dashboard,
-whose templates need Flask's application context) still goes through Flask.
-
-**The request's headers.** ``http.client.parse_headers`` runs every header block through the
-email package's feed parser. ``KeepAliveHandler.parse_request`` reads plain ``Name: value``
-lines directly into the same ``HTTPMessage``; anything unusual still goes through the email
-package, and any request line but ``METHOD /path HTTP/1.1`` through http.server's own parse.
-
-**The request id.** moto draws each request's 52-character id one character at a time from its
-seedable random; ``apply()`` draws the 52 in one call from the same random and alphabet.
-
-Together these took about a quarter off moto's cost for a small call (0.78 to 0.61 ms of CPU
-for a ``GetItem``; ``benchmarks/PROFILE.md`` §8).
+``server()`` is moto's threaded werkzeug server. Its speed patches (what each buys:
+``benchmarks/results/SPEED_PATCHES.md``): ``keep-alive`` serves with ``KeepAliveHandler``
+(HTTP/1.1 kept-alive connections, the request body read whole, one send per answer, a plain
+header block read without the email package) instead of werkzeug's one connection per request;
+``flask-bypass`` answers a ``POST`` without an ``Origin`` (every call botocore makes) from moto's
+view directly, adding the one header flask-cors would, instead of through Flask;
+``dispatch-cache`` remembers moto's service for each host and the actions of each response
+class, and draws a request id in one call; ``get-records`` writes stream records as JSON with
+moto's DynamoDB encoder instead of walking the API model. tests/integration/test_moto_serving.py
+shows each answers as moto does.
 """
 
 import email.parser
@@ -53,6 +19,7 @@ import io
 import logging
 import re
 import string
+import sys
 from collections.abc import Iterable
 from http import HTTPStatus
 from http.client import HTTPMessage
@@ -75,12 +42,13 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.exceptions import BadRequestKeyError, HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from emulator.moto_patches import Patch, Wrap, register
+
 _LOG = logging.getLogger(__name__)
 _LOOKUP = "method_names_from_class"  # moto.core.responses imports it by name
 _REQUEST_ID = "gen_amzn_requestid_long"  # the same
 _ALPHABET = string.ascii_letters + string.digits
 _FRAMING = ("content-length", "connection", "transfer-encoding")
-_originals: dict[str, Any] = {}
 _ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 _MAXLINE, _MAXHEADERS = http.client._MAXLINE, http.client._MAXHEADERS  # type: ignore[attr-defined]
 # A header line the email package would store as it is: a token, a colon, no fold, no defect.
@@ -179,7 +147,7 @@ def _headers(lines: list[bytes], message_class: type[HTTPMessage]) -> HTTPMessag
     return message
 
 
-def _call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+def _call(app: Any, environ: dict[str, Any]) -> "_Answer":
     """Run a WSGI application to completion: its status, headers and whole body."""
     started: list[Any] = []
 
@@ -198,7 +166,10 @@ def _call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]]
     return started[0], started[1], b"".join(chunks)
 
 
-def _answer(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+_Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+def _direct_answer(app: Any, environ: dict[str, Any]) -> _Answer:
     """moto's answer: run directly for a ``POST`` without an ``Origin``, else through Flask.
 
     The direct path finds the view Flask would (the backend's URL map), runs what moto's view
@@ -259,18 +230,6 @@ def _view(app: Flask, path: str) -> tuple[convert_to_flask_response, bool] | Non
     return view, bool(hooks)
 
 
-def server(host: str, port: int) -> BaseWSGIServer:
-    """moto's application behind the kept-alive handler, threaded (one thread per connection)."""
-    apply()
-    return make_server(
-        host,
-        port,
-        DomainDispatcherApplication(create_backend_app),
-        threaded=True,
-        request_handler=KeepAliveHandler,
-    )
-
-
 def _get_records(self: DynamoDBStreamsHandler) -> str:
     limit = self._get_param("Limit")
     result = self.backend.get_records(self._get_param("ShardIterator"), limit or 1000)
@@ -285,34 +244,43 @@ def _request_id(headers: dict[str, Any] | None = None) -> str:
     return request_id
 
 
-def apply() -> None:
-    """Cache moto's dispatch and action lookup, write stream records directly, draw request ids
-    in one call (idempotent). The handler (``KeepAliveHandler``) does the rest."""
-    if _originals:
-        return
-    _originals["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
-    _originals[_LOOKUP] = getattr(responses, _LOOKUP)
-    _originals["get_records"] = DynamoDBStreamsHandler.get_records
-    backend_for_host = _originals["get_backend_for_host"]
+_answer = _call
+"""How ``KeepAliveHandler`` answers: through Flask, or (``flask-bypass``) directly."""
+_handler: type[MotoRequestHandler] = MotoRequestHandler
+"""moto's own request handler, or (``keep-alive``) ``KeepAliveHandler``."""
 
+
+def _caching_dispatch(backend_for_host: Any) -> Any:
     def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
         cache: dict[str | None, Any] = self.__dict__.setdefault("_backend_by_host", {})
         if host not in cache:
             cache[host] = backend_for_host(self, host)
         return cache[host]
 
-    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
-    setattr(responses, _LOOKUP, functools.cache(method_names_from_class))
-    DynamoDBStreamsHandler.get_records = _get_records  # type: ignore[assignment,method-assign]
-    _originals[_REQUEST_ID] = getattr(responses, _REQUEST_ID)
-    setattr(responses, _REQUEST_ID, _request_id)
+    return get_backend_for_host
 
 
-def remove() -> None:
-    """Restore moto's own dispatch and action lookup (a no-op if not applied)."""
-    if not _originals:
-        return
-    DomainDispatcherApplication.get_backend_for_host = _originals.pop("get_backend_for_host")  # type: ignore[method-assign]
-    setattr(responses, _LOOKUP, _originals.pop(_LOOKUP))
-    DynamoDBStreamsHandler.get_records = _originals.pop("get_records")  # type: ignore[method-assign]
-    setattr(responses, _REQUEST_ID, _originals.pop(_REQUEST_ID))
+def server(host: str, port: int) -> BaseWSGIServer:
+    """moto's application on a threaded server (a thread per connection), with the request
+    handler the patches chose."""
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server(host, port, app, threaded=True, request_handler=_handler)
+
+
+_MODULE = sys.modules[__name__]
+register(Patch("keep-alive", "speed", lambda: [(_MODULE, "_handler", KeepAliveHandler)]))
+register(Patch("flask-bypass", "speed", lambda: [(_MODULE, "_answer", _direct_answer)]))
+register(
+    Patch(
+        "dispatch-cache",
+        "speed",
+        lambda: [
+            (DomainDispatcherApplication, "get_backend_for_host", Wrap(_caching_dispatch)),
+            (responses, _LOOKUP, functools.cache(method_names_from_class)),
+            (responses, _REQUEST_ID, _request_id),
+        ],
+    )
+)
+register(
+    Patch("get-records", "speed", lambda: [(DynamoDBStreamsHandler, "get_records", _get_records)])
+)

@@ -59,7 +59,7 @@ from hypothesis.stateful import (
 from moto import mock_aws
 
 import app
-from emulator import moto_fixes, stack
+from emulator import moto_patches, stack
 from emulator.control import LocalConsumers
 from emulator.local import build_runner
 from emulator.template import ROOT
@@ -239,7 +239,7 @@ class Pipeline(RuleBasedStateMachine):
         self._resources = contextlib.ExitStack()
         try:
             self._resources.callback(aws.reset)
-            self._resources.enter_context(moto_fixes.patched())
+            self._resources.enter_context(moto_patches.applied())
             self._resources.enter_context(mock_aws())
             aws.reset()
             stack.deploy(aws.client, PREFIX)

@@ -1,6 +1,6 @@
 """moto's TransactWriteItems and Query defects, and emulator.moto_fixes, which fixes them.
 
-Each test creates its own tables; the fix is applied only through ``moto_fixes.patched()``.
+Each test creates its own tables; the patches apply only through ``moto_patches``.
 """
 
 import re
@@ -18,8 +18,9 @@ from moto import mock_aws
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
-from emulator import moto_fixes
+from emulator import moto_fixes, moto_patches
 from tests.integration.moto_helpers import (
+    MOTO_FIXES,
     counting,
     create_indexed_table,
     create_ranged_table,
@@ -33,14 +34,13 @@ CONDITION_FAILED = {"Code": "ConditionalCheckFailed", "Message": "The conditiona
 
 @pytest.fixture
 def unpatched_moto(aws_env: None) -> Iterator[None]:
-    moto_fixes.remove()
-    with mock_aws():
+    with moto_patches.unpatched(), mock_aws():
         yield
 
 
 @pytest.fixture
 def patched_moto(aws_env: None) -> Iterator[None]:
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         yield
 
 
@@ -51,7 +51,7 @@ def patched_moto_server(aws_env: None) -> Iterator[str]:
         port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     endpoint = f"http://127.0.0.1:{port}"
-    with moto_fixes.patched():
+    with moto_patches.applied(*MOTO_FIXES):
         server.start()
         try:
             yield endpoint
@@ -104,7 +104,7 @@ def test_unpatched_moto_leaves_a_ghost_stream_record() -> None:
 
     moto deep-copies the table before the transaction and, on cancellation, swaps in the copy:
     the old shard keeps the record for A, and later writes go to the copy's shard. If this test
-    fails, moto has fixed the defect upstream: drop emulator/moto_fixes.py and this file.
+    fails, moto has fixed the defect upstream: drop the ``dynamodb-transactions`` patch.
     """
     # GIVEN a table with a stream, and an iterator taken before anything happens
     dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
@@ -701,13 +701,12 @@ def test_patched_query_visits_only_its_partition(
 
 def test_patched_queries_answer_as_moto_does(aws_env: None) -> None:
     """Table and index queries, ranges, order, limits and paging: the same answers either way."""
-    moto_fixes.remove()
-    with mock_aws():
+    with moto_patches.unpatched(), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
         expected = answers(dynamodb)
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
@@ -882,14 +881,13 @@ def write_every_way(dynamodb: Any) -> None:
 def test_patched_index_follows_every_write(aws_env: None) -> None:
     """Index queries after puts, updates, deletes, batches and transactions that move items
     into, out of and between index partitions: the same answers as moto's own."""
-    moto_fixes.remove()
-    with mock_aws():
+    with moto_patches.unpatched(), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
         write_every_way(dynamodb)
         expected = answers(dynamodb, QUERIES + INDEX_QUERIES)
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)

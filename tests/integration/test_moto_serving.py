@@ -29,7 +29,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from emulator import moto_serving
+from emulator import moto_patches, moto_serving
 from tests.integration.moto_helpers import counting, create_table, trim_horizon
 
 AUTH = (
@@ -60,6 +60,10 @@ def _serve(server: BaseWSGIServer) -> Iterator[tuple[str, int]]:
         thread.join(timeout=10)
 
 
+SERVING = ("keep-alive", "flask-bypass", "dispatch-cache", "get-records")
+"""The patches of ``emulator.moto_serving``, whatever ``BLOG_MOTO_SPEED_PATCHES`` says."""
+
+
 @pytest.fixture
 def werkzeug_server(aws_env: None) -> Iterator[tuple[str, int]]:
     """moto's own server (what ThreadedMotoServer builds)."""
@@ -69,10 +73,8 @@ def werkzeug_server(aws_env: None) -> Iterator[tuple[str, int]]:
 
 @pytest.fixture
 def mended_server(aws_env: None) -> Iterator[tuple[str, int]]:
-    try:
+    with moto_patches.applied(*SERVING):
         yield from _serve(moto_serving.server("127.0.0.1", 0))
-    finally:
-        moto_serving.remove()
 
 
 def exchange(
@@ -197,7 +199,7 @@ def test_moto_lists_its_package_for_every_dispatch_and_the_mend_once_per_host(
     # THEN it listed its package 5 times
     assert len(listings) == 5
     # AND mended, it lists it once for that host, and answers as before
-    moto_serving.apply()
+    moto_patches.apply(*SERVING)
     try:
         listings.clear()
         after = [dispatcher.get_backend_for_host(host) for _ in range(5)]
@@ -206,7 +208,7 @@ def test_moto_lists_its_package_for_every_dispatch_and_the_mend_once_per_host(
         assert dispatcher.get_backend_for_host("sqs.us-east-1.amazonaws.com") == "sqs"
         assert len(listings) == 2
     finally:
-        moto_serving.remove()
+        moto_patches.remove()
     assert "dynamodb" in list_of_moto_modules()
 
 
@@ -215,7 +217,7 @@ def test_action_lookup_is_computed_once_per_class_when_mended() -> None:
     from moto.sqs.responses import SQSResponse
 
     original = getattr(responses, LOOKUP)
-    moto_serving.apply()
+    moto_patches.apply(*SERVING)
     try:
         cached = getattr(responses, LOOKUP)
         assert cached is not original
@@ -224,7 +226,7 @@ def test_action_lookup_is_computed_once_per_class_when_mended() -> None:
         assert cached(SQSResponse) == original(SQSResponse)
         assert cached(DynamoHandler) is cached(DynamoHandler)
     finally:
-        moto_serving.remove()
+        moto_patches.remove()
     assert getattr(responses, LOOKUP) is original
 
 
@@ -273,12 +275,12 @@ def test_get_records_are_written_directly_as_moto_would_serialize_them(
     with mock_aws():
         serialized, serializer_runs = stream_records(monkeypatch)
     # WHEN the same records are read with the mend
-    moto_serving.apply()
+    moto_patches.apply(*SERVING)
     try:
         with mock_aws():
             direct, direct_runs = stream_records(monkeypatch)
     finally:
-        moto_serving.remove()
+        moto_patches.remove()
     # THEN the client parses the same records (ids, numbers and sizes aside), and the generic
     # serializer never ran
     assert serializer_runs == 2
@@ -305,7 +307,7 @@ def test_get_records_write_binary_values_as_dynamodb_does(
     from moto import mock_aws
 
     # GIVEN the mend, and an item with a binary value at the top and one in a map
-    moto_serving.apply()
+    moto_patches.apply(*SERVING)
     try:
         with mock_aws():
             dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
@@ -317,7 +319,7 @@ def test_get_records_write_binary_values_as_dynamodb_does(
             [record] = streams.get_records(ShardIterator=iterator)["Records"]
             stored = dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
     finally:
-        moto_serving.remove()
+        moto_patches.remove()
     # THEN the image holds the bytes written, as GetItem does
     assert record["dynamodb"]["NewImage"] == stored == item
 
@@ -498,11 +500,11 @@ def test_request_id_is_drawn_in_one_call_from_motos_seedable_random(
     # AND the seed still decides the id, and the answer's headers carry it
     assert again == mine == headers["x-amzn-requestid"]
     # AND apply() puts it where moto's answers take their id from, and remove() puts back moto's
-    moto_serving.apply()
+    moto_patches.apply(*SERVING)
     try:
         assert getattr(responses, REQUEST_ID) is moto_serving._request_id
     finally:
-        moto_serving.remove()
+        moto_patches.remove()
     assert getattr(responses, REQUEST_ID) is gen_amzn_requestid_long
 
 

@@ -1,0 +1,71 @@
+"""The local stack's POST -> visible latency, for a side-by-side of moto's speed patches.
+
+``python -m tools.post_visible --samples 100`` starts what ``make dev`` runs (with
+``BLOG_MOTO_SPEED_PATCHES`` as the caller set it), writes one post at a time and times each
+from sending ``POST /posts`` until ``GET /posts`` (polled every 5 ms) lists it, after a few
+writes to warm up, then stops the stack. It prints one JSON object: the switch, the samples
+(seconds) and their median.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+import urllib.request
+from typing import Any
+
+from emulator.local import start_dev_stack, stop_process_group, wait_for_http
+from emulator.moto_patches import SWITCH
+
+POLL_SECONDS = 0.005
+VISIBLE_TIMEOUT = 30.0
+
+
+def _call(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 (loopback only)
+        url, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=VISIBLE_TIMEOUT) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def post_until_visible(url: str, title: str) -> float:
+    """Seconds from sending the post until ``GET /posts`` lists it."""
+    start = time.perf_counter()
+    post_id = str(_call(f"{url}/posts", {"title": title})["id"])
+    while post_id not in _call(f"{url}/posts"):
+        if time.perf_counter() - start > VISIBLE_TIMEOUT:
+            raise TimeoutError(f"post {post_id} not visible after {VISIBLE_TIMEOUT:.0f}s")
+        time.sleep(POLL_SECONDS)
+    return time.perf_counter() - start
+
+
+def measure(samples: int, warmup: int) -> dict[str, Any]:
+    stack = start_dev_stack(stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"{stack.url}/posts", timeout=300, process=stack.process)
+        for index in range(warmup):
+            post_until_visible(stack.url, f"warm-up {index}")
+        seconds = [post_until_visible(stack.url, f"sample {i}") for i in range(samples)]
+    finally:
+        stop_process_group(stack.process)
+    return {
+        "switch": os.environ.get(SWITCH, "on"),
+        "samples": seconds,
+        "p50_ms": round(statistics.median(seconds) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.post_visible", description=__doc__)
+    parser.add_argument("--samples", type=int, default=100, help="timed writes (default 100)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed writes first (default 5)")
+    arguments = parser.parse_args()
+    print(json.dumps(measure(arguments.samples, arguments.warmup)))
+
+
+if __name__ == "__main__":
+    main()
