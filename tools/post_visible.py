@@ -1,9 +1,10 @@
 """The local stack's POST -> visible latency, for a side-by-side of moto's speed patches.
 
-``python -m tools.post_visible --samples 100`` starts what ``make dev`` runs (with
-``BLOG_MOTO_SPEED_PATCHES`` as the caller set it), writes one post at a time and times each
-from sending ``POST /posts`` until ``GET /posts`` (polled every 5 ms) lists it, after a few
-writes to warm up, then stops the stack. It prints one JSON object: the switch, the samples
+``python -m tools.post_visible --switch on --switch off`` starts what ``make dev`` runs once for
+each ``BLOG_MOTO_SPEED_PATCHES`` value given, then writes one post at a time to each in turn
+(so a load that comes and goes on the machine falls on every stack alike), timing each from
+sending ``POST /posts`` until ``GET /posts`` (polled every 5 ms) lists it, after a few writes
+to warm up, and stops the stacks. It prints one JSON object: for each switch value, the samples
 (seconds) and their median.
 """
 
@@ -43,28 +44,41 @@ def post_until_visible(url: str, title: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(samples: int, warmup: int) -> dict[str, Any]:
-    stack = start_dev_stack(stderr=subprocess.DEVNULL)
+def measure(switches: list[str], samples: int, warmup: int) -> dict[str, Any]:
+    stacks = []
     try:
-        wait_for_http(f"{stack.url}/posts", timeout=300, process=stack.process)
-        for index in range(warmup):
-            post_until_visible(stack.url, f"warm-up {index}")
-        seconds = [post_until_visible(stack.url, f"sample {i}") for i in range(samples)]
+        for switch in switches:
+            os.environ[SWITCH] = switch  # the stack's moto process reads it
+            stacks.append(start_dev_stack(stderr=subprocess.DEVNULL))
+        for stack in stacks:
+            wait_for_http(f"{stack.url}/posts", timeout=300, process=stack.process)
+            for index in range(warmup):
+                post_until_visible(stack.url, f"warm-up {index}")
+        seconds: list[list[float]] = [[] for _ in stacks]
+        for index in range(samples):
+            for stack, taken in zip(stacks, seconds, strict=True):
+                taken.append(post_until_visible(stack.url, f"sample {index}"))
     finally:
-        stop_process_group(stack.process)
+        for stack in stacks:
+            stop_process_group(stack.process)
     return {
-        "switch": os.environ.get(SWITCH, "on"),
-        "samples": seconds,
-        "p50_ms": round(statistics.median(seconds) * 1000, 1),
+        switch: {"samples": taken, "p50_ms": round(statistics.median(taken) * 1000, 1)}
+        for switch, taken in zip(switches, seconds, strict=True)
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.post_visible", description=__doc__)
-    parser.add_argument("--samples", type=int, default=100, help="timed writes (default 100)")
+    parser.add_argument(
+        "--switch",
+        action="append",
+        required=True,
+        help=f"a {SWITCH} value (on, off, or speed patch names); one stack for each",
+    )
+    parser.add_argument("--samples", type=int, default=100, help="timed writes a stack (100)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed writes first (default 5)")
     arguments = parser.parse_args()
-    print(json.dumps(measure(arguments.samples, arguments.warmup)))
+    print(json.dumps(measure(arguments.switch, arguments.samples, arguments.warmup)))
 
 
 if __name__ == "__main__":

@@ -170,6 +170,31 @@ def test_patched_condition_failure_returns_old_item() -> None:
     assert dynamodb.get_item(TableName="t", Key={"pk": {"S": "A"}})["Item"] == old
 
 
+def test_a_transaction_update_that_creates_an_item_streams_one_record_not_moto_s_two(
+    aws_env: None,
+) -> None:
+    """Documents moto's defect: an Update that creates an item streams the bare key first."""
+
+    def story() -> list[tuple[str, list[str]]]:
+        # GIVEN a table with a stream, and an iterator
+        dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+        iterator = trim_horizon(streams, create_table(dynamodb, "t"))
+        # WHEN a transaction's Update creates an item
+        update = {"TableName": "t", "Key": {"pk": {"S": "A"}}, "UpdateExpression": "SET v = :v"}
+        update["ExpressionAttributeValues"] = {":v": {"S": "x"}}
+        dynamodb.transact_write_items(TransactItems=[{"Update": update}])
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        return [(r["eventName"], sorted(r["dynamodb"]["NewImage"])) for r in records]
+
+    with moto_patches.unpatched(), mock_aws():
+        theirs = story()
+    with moto_patches.applied("dynamodb-transactions"), mock_aws():
+        mine = story()
+    # THEN moto streams two INSERTs, the first of a bare key; fixed, one INSERT of the item
+    assert theirs == [("INSERT", ["pk"]), ("INSERT", ["pk", "v"])]
+    assert mine == [("INSERT", ["pk", "v"])]
+
+
 def claim(table: str, pk: str) -> dict[str, Any]:
     """An Update like the publisher's claim: a condition every item of a batch shares."""
     return {
