@@ -5,19 +5,15 @@ patch buys is in ``benchmarks/results/SPEED_PATCHES.md``. ``emulator.moto_patche
 """
 
 import copy
-import functools
-import re
-import sys
 import threading
 import weakref
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from moto.core.utils import unix_time, unix_time_millis
-from moto.dynamodb.comparisons import ConditionExpressionParser, get_filter_expression
+from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -30,11 +26,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
-from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 from moto.dynamodb.responses import DynamoHandler
-from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Message, Queue, SQSBackend
 
 from emulator.moto_patches import Patch, Wrap, applied, register
 
@@ -93,125 +85,6 @@ def _commit(backend: DynamoDBBackend, write: _Write) -> None:
         _write(backend, op_type, op, key)
 
 
-_TOKEN = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z0-9_]+|\S", re.ASCII)
-_CLAUSES = ("SET", "REMOVE")
-_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
-_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,16})?", re.ASCII)
-_SIMPLE_SIZE = 300_000
-"""Bytes under DynamoDB's 400 KB item limit within which a simple update cannot cross it."""
-
-
-def _actions(expression: str) -> list[tuple[str, str | None]] | None:
-    """(path, value placeholder or None for REMOVE) of each action of an update expression made
-    only of ``SET path = :value`` and ``REMOVE path`` actions (one clause of each at most, a
-    path a top-level name or ``#name``), in the order written; None for any other expression."""
-    tokens = _TOKEN.findall(expression)
-    actions: list[tuple[str, str | None]] = []
-    clauses: set[str] = set()
-    at = 0
-    while at < len(tokens):
-        clause = tokens[at].upper()
-        if clause not in _CLAUSES or clause in clauses:
-            return None
-        clauses.add(clause)
-        at += 1
-        while True:
-            path = tokens[at] if at < len(tokens) else ""
-            if not (path[:1] == "#" or path[:1].isalpha() or path[:1] == "_"):
-                return None
-            if path.upper() in _CLAUSES or path.upper() in ("ADD", "DELETE"):
-                return None
-            if clause == "SET":
-                if tokens[at + 1 : at + 2] != ["="] or not tokens[at + 2 : at + 3]:
-                    return None
-                value = tokens[at + 2]
-                if value[:1] != ":":
-                    return None
-                actions.append((path, value))
-                at += 3
-            else:
-                actions.append((path, None))
-                at += 1
-            if tokens[at : at + 1] != [","]:
-                break
-            at += 1
-    return actions or None
-
-
-def _direct_update(
-    table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves a stored item
-    with, or None where moto's own update must work it out (an item not stored yet, any other
-    expression, a key attribute,
-    a value not a plain string, number, boolean or null, or one moto refuses for an attribute
-    an index defines, a name or value missing, a path named twice, a reserved word, an item
-    near the size limit).
-
-    moto applies such an update by deep-copying its parsed tree, running ten validating passes
-    over it and executing it: most of a batch's cost, for a result this states directly.
-    """
-    actions = _actions(op["UpdateExpression"])
-    if actions is None or current is None:  # moto's update checks a new item's key and size
-        return None
-    names = op.get("ExpressionAttributeNames") or {}
-    values = op.get("ExpressionAttributeValues") or {}
-    table_keys = {table.hash_key_attr, table.range_key_attr} - {None}
-    if set(key) != table_keys:
-        return None
-    defined = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
-    index_keys = set(table.attribute_keys)
-    reserved = _reserved_words()
-    resolved: list[tuple[str, dict[str, Any] | None]] = []
-    size = 0
-    for path, placeholder in actions:
-        bare = path[0] != "#"
-        name = (None if path.upper() in reserved else path) if bare else names.get(path)
-        if not isinstance(name, str) or name in table_keys:
-            return None
-        value = None if placeholder is None else values.get(placeholder)
-        if placeholder is not None:
-            if not isinstance(value, dict) or len(value) != 1:
-                return None
-            [(kind, scalar)] = value.items()
-            if type(scalar) is not _SCALARS.get(kind):
-                return None
-            if kind == "N" and not _NUMBER.fullmatch(str(scalar)):
-                return None
-            if kind == "NULL" and scalar is not True:
-                return None
-            if defined.get(name, kind) != kind or (name in index_keys and scalar == ""):
-                return None  # moto refuses a defined attribute's other type, an empty index key
-            size += len(name.encode()) + len(str(scalar).encode())
-        resolved.append((name, value))
-    if len({name for name, _ in resolved}) != len(resolved):
-        return None
-    if current.size() + size > _SIMPLE_SIZE:
-        return None
-    attributes: dict[str, Any] = current.to_json()["Attributes"]  # fresh: nothing shared
-    for name, value in resolved:
-        if value is None:
-            attributes.pop(name, None)
-        else:
-            attributes[name] = dict(value)
-    return attributes
-
-
-def _moto_update(
-    table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
-) -> dict[str, Any] | None:
-    return None  # moto's own update works every Update out
-
-
-_simple_update = _moto_update
-"""What works an Update out directly (None: moto's update); the speed patch replaces it."""
-
-
-@functools.cache
-def _reserved_words() -> frozenset[str]:
-    return frozenset(word.upper() for word in ReservedKeywords.get_reserved_keywords())
-
-
 def _sandbox(backend: DynamoDBBackend, table_name: str, current: Item | None) -> DynamoDBBackend:
     """A throwaway backend whose one table has the real table's schema and a copy of `current`.
 
@@ -237,10 +110,9 @@ def _updated(
     """The attributes an Update leaves its item with; raises what the update, or the PutItem
     the write stores them with, would raise."""
     table = backend.get_table(table_name)
-    attributes = _simple_update(table, current, key, op)
-    if attributes is None:  # moto's update, on a copy; to_json keeps binaries as moto's bytes
-        updated = _write(_sandbox(backend, table_name, current), "Update", op, key)
-        attributes = updated.to_json()["Attributes"]
+    # moto's update, on a copy; to_json keeps binaries as moto's bytes
+    updated = _write(_sandbox(backend, table_name, current), "Update", op, key)
+    attributes: dict[str, Any] = updated.to_json()["Attributes"]
     table._validate_key_sizes(attributes)  # before any write, not when the write refuses it
     return attributes
 
@@ -501,96 +373,6 @@ def _answering_live(original: Callable[..., Any]) -> Callable[..., Any]:
     return query
 
 
-def _retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
-    """moto's retention check, reading the one attribute it needs."""
-    retention: int = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
-    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
-
-
-def _visible(self: Queue) -> list[Message]:
-    """Queue.messages: the visible, undelayed messages, with one clock reading."""
-    now = unix_time_millis()
-    return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
-
-
-def _not_visible(self: Queue) -> int:
-    now = unix_time_millis()
-    return sum(1 for m in self._messages if not now > m.visible_at)
-
-
-def _delayed(self: Queue) -> int:
-    now = unix_time_millis()
-    return sum(1 for m in self._messages if now < m.delayed_until)
-
-
-def _delete_message(self: Queue, receipt_handle: str) -> None:
-    """Queue.delete_message in one pass: the message that ever had this receipt handle."""
-    if receipt_handle in self.deleted_messages:
-        return  # already deleted: moto, like SQS, takes it again
-    found = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
-    if not found:
-        raise ReceiptHandleIsInvalid()
-    for message in found:
-        self.pending_messages.discard(message)
-        self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
-    gone = {id(message) for message in found}
-    self._messages = [m for m in self._messages if id(m) not in gone]
-
-
-_PARSED_KEPT = 1024
-"""Parsed condition expressions kept (the most recently used): a batch's share one."""
-_conditions: "OrderedDict[str, tuple[Any, dict[str, Any]]]" = OrderedDict()
-
-
-def _caching_condition(original: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(original)
-    def parse(self: ConditionExpressionParser) -> Any:
-        """ConditionExpressionParser.parse, once per expression, names and values.
-
-        The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it,
-        and holds copies of the values, not the request's. The lists the parse leaves on the
-        parser (the names and values it found, which moto's handlers check for unused ones) are
-        left again on a parser that finds it parsed, as fresh lists: moto's callers extend them.
-        """
-        parts = (self.condition_expression, self.expression_attribute_names)
-        key = repr((*parts, self.expression_attribute_values))
-        with _LOCK:
-            parsed = _conditions.get(key)
-            if parsed is not None:
-                _conditions.move_to_end(key)
-        if parsed is None:
-            # parsed from a copy of the values: moto's SET stores a request's value objects in the
-            # item, and a later ADD changes them in place, which would change a kept condition
-            request_values = self.expression_attribute_values
-            self.expression_attribute_values = copy.deepcopy(request_values)
-            try:
-                condition = original(self)
-            finally:
-                self.expression_attribute_values = request_values
-            found = {name: value for name, value in vars(self).items() if isinstance(value, list)}
-            parsed = (condition, found)
-            with _LOCK:
-                _conditions[key] = parsed
-                if len(_conditions) > _PARSED_KEPT:
-                    _conditions.popitem(last=False)
-        for name, value in parsed[1].items():
-            setattr(self, name, list(value))
-        return parsed[0]
-
-    return parse
-
-
-def _caching_update(make: Any) -> Any:
-    """UpdateExpressionParser.make, once per expression: every user of the tree deep-copies it
-    (moto's Validator) or only reads it (the handlers' placeholder checks)."""
-
-    @functools.lru_cache(maxsize=_PARSED_KEPT)
-    def parse(cls: type, expression: str) -> Any:
-        return make.__func__(cls, expression)
-
-    return classmethod(parse)  # type: ignore[arg-type]
-
-
 _PARTIQL = ("execute_statement", "execute_transaction", "batch_execute_statement")
 
 register(
@@ -606,24 +388,6 @@ register(
 )
 register(
     Patch(
-        "dynamodb-expressions",
-        "speed",
-        lambda: [
-            (ConditionExpressionParser, "parse", Wrap(_caching_condition)),
-            (UpdateExpressionParser, "make", Wrap(_caching_update)),
-        ],
-        forget=_conditions.clear,
-    )
-)
-register(
-    Patch(
-        "dynamodb-update",
-        "speed",
-        lambda: [(sys.modules[__name__], "_simple_update", _direct_update)],
-    )
-)
-register(
-    Patch(
         "dynamodb-query",
         "speed",
         lambda: [
@@ -633,19 +397,6 @@ register(
             *((DynamoDBBackend, name, Wrap(_forgetting)) for name in _PARTIQL),
         ],
         forget=_INDEXED.clear,
-    )
-)
-register(
-    Patch(
-        "sqs-receive",
-        "speed",
-        lambda: [
-            (SQSBackend, "is_message_valid_based_on_retention_period", _retained),
-            (Queue, "messages", property(_visible)),
-            (Queue, "approximate_number_of_messages_not_visible", property(_not_visible)),
-            (Queue, "approximate_number_of_messages_delayed", property(_delayed)),
-            (Queue, "delete_message", _delete_message),
-        ],
     )
 )
 

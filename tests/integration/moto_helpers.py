@@ -27,10 +27,7 @@ def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int
 
 MOTO_FIXES = (
     "dynamodb-transactions",
-    "dynamodb-expressions",
-    "dynamodb-update",
     "dynamodb-query",
-    "sqs-receive",
 )
 """The patches of ``emulator.moto_fixes``, whatever ``BLOG_MOTO_SPEED_PATCHES`` says."""
 

@@ -75,7 +75,7 @@ def test_every_patch_is_a_fix_or_a_speed_patch() -> None:
         ("on", "all"),
         ("off", set()),
         ("OFF", set()),
-        ("codec, keep-alive", {"codec", "keep-alive"}),
+        ("codec, dispatch-cache", {"codec", "dispatch-cache"}),
     ],
 )
 def test_the_switch_chooses_the_speed_patches_and_the_fixes_always_apply(
