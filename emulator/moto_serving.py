@@ -1,12 +1,10 @@
-"""moto's server for the local stack, and the speed patches of moto's request path.
+"""moto's server for the local stack, and the speed patch of moto's request dispatch.
 
 ``server()`` is moto's threaded werkzeug server, as moto's own ``ThreadedMotoServer`` builds it.
-Its speed patches (what each buys: ``benchmarks/results/SPEED_PATCHES.md``):
-``dispatch-cache`` remembers moto's service for each host (moto lists its package and tries
-some hundred URL patterns per request) and the actions of each response class, and draws a
-request id in one call; ``get-records`` writes stream records as JSON with moto's DynamoDB
-encoder instead of walking the API model. tests/integration/test_moto_serving.py shows each
-answers as moto does.
+Its speed patch ``dispatch-cache`` (what it buys: ``benchmarks/results/SPEED_PATCHES.md``)
+remembers moto's service for each host (moto lists its package and tries some hundred URL
+patterns per request) and the actions of each response class, and draws a request id in one
+call. tests/integration/test_moto_serving.py shows it answers as moto does.
 """
 
 import functools
@@ -15,8 +13,6 @@ from typing import Any
 
 from moto.core import responses
 from moto.core.utils import method_names_from_class
-from moto.dynamodb.models.utilities import dynamo_json_dump
-from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -30,12 +26,6 @@ from emulator.moto_patches import Patch, Wrap, register
 _LOOKUP = "method_names_from_class"  # moto.core.responses imports it by name
 _REQUEST_ID = "gen_amzn_requestid_long"  # the same
 _ALPHABET = string.ascii_letters + string.digits
-
-
-def _get_records(self: DynamoDBStreamsHandler) -> str:
-    limit = self._get_param("Limit")
-    result = self.backend.get_records(self._get_param("ShardIterator"), limit or 1000)
-    return dynamo_json_dump(result)  # moto's own encoder: times, and binary values nested in maps
 
 
 def _request_id(headers: dict[str, Any] | None = None) -> str:
@@ -72,7 +62,4 @@ register(
             (responses, _REQUEST_ID, _request_id),
         ],
     )
-)
-register(
-    Patch("get-records", "speed", lambda: [(DynamoDBStreamsHandler, "get_records", _get_records)])
 )

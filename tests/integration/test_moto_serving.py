@@ -1,10 +1,8 @@
-"""The speed patches of emulator.moto_serving: each answers as moto does, at less cost."""
+"""The speed patch of emulator.moto_serving: it answers as moto does, at less cost."""
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from moto.backends import list_of_moto_modules
 from moto.core import responses
@@ -14,11 +12,11 @@ from moto.moto_server.werkzeug_app import (
 )
 
 from emulator import moto_patches, moto_serving
-from tests.integration.moto_helpers import counting, create_table, trim_horizon
+from tests.integration.moto_helpers import counting
 
 LOOKUP = "method_names_from_class"  # moto.core.responses imports it, without exporting it
 REQUEST_ID = "gen_amzn_requestid_long"  # the same
-SERVING = ("dispatch-cache", "get-records")
+SERVING = ("dispatch-cache",)
 """The patches of ``emulator.moto_serving``, whatever ``BLOG_MOTO_SPEED_PATCHES`` says."""
 
 
@@ -68,100 +66,6 @@ def test_action_lookup_is_computed_once_per_class_when_mended() -> None:
     finally:
         moto_patches.remove()
     assert getattr(responses, LOOKUP) is original
-
-
-# -- GetRecords -----------------------------------------------------------------------------
-
-
-def stream_records(monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict[str, Any]], int]:
-    """Every record of a table that saw each kind of attribute value, and serializer runs."""
-    from moto.core.serialize import ResponseSerializer
-
-    runs = counting(monkeypatch, ResponseSerializer, "serialize")
-    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
-    arn = create_table(dynamodb, "t")
-    every_kind = {
-        "pk": {"S": "a"},
-        "n": {"N": "1.5"},
-        "flag": {"BOOL": True},
-        "none": {"NULL": True},
-        "map": {"M": {"x": {"L": [{"S": "y"}, {"N": "2"}]}}},
-        "strings": {"SS": ["p", "q"]},
-        "numbers": {"NS": ["3", "4"]},
-        "text": {"S": 'a "quoted" é and \\ backslash'},
-    }
-    dynamodb.put_item(TableName="t", Item=every_kind)
-    dynamodb.update_item(
-        TableName="t",
-        Key={"pk": {"S": "a"}},
-        UpdateExpression="SET n = :n",
-        ExpressionAttributeValues={":n": {"N": "2"}},
-    )
-    dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
-    iterator = trim_horizon(streams, arn)
-    runs.clear()
-    page = streams.get_records(ShardIterator=iterator, Limit=10)
-    empty = streams.get_records(ShardIterator=page["NextShardIterator"])
-    assert empty["Records"] == []
-    return page["Records"], len(runs)
-
-
-def test_get_records_are_written_directly_as_moto_would_serialize_them(
-    aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from moto import mock_aws
-
-    # GIVEN the records of an insert, an update and a delete, as moto's serializer gives them
-    with mock_aws():
-        serialized, serializer_runs = stream_records(monkeypatch)
-    # WHEN the same records are read with the mend
-    moto_patches.apply(*SERVING)
-    try:
-        with mock_aws():
-            direct, direct_runs = stream_records(monkeypatch)
-    finally:
-        moto_patches.remove()
-    # THEN the client parses the same records (ids, numbers and sizes aside), and the generic
-    # serializer never ran
-    assert serializer_runs == 2
-    assert direct_runs == 0
-
-    def comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in r.items() if k != "eventID"} for r in records]
-
-    assert [r["eventName"] for r in direct] == ["INSERT", "MODIFY", "REMOVE"]
-    times = [r["dynamodb"].pop("ApproximateCreationDateTime") for r in serialized + direct]
-    assert all(t.tzinfo is not None for t in times)
-    now = datetime.now(UTC)
-    assert all(abs((now - t).total_seconds()) < 60 for t in times)  # seconds, not milliseconds
-    for records in (serialized, direct):  # moto numbers records across tables and tests
-        numbers = [int(r["dynamodb"].pop("SequenceNumber")) for r in records]
-        assert numbers == sorted(set(numbers))
-        assert all(r["dynamodb"].pop("SizeBytes") > 0 for r in records)  # counts the number
-    assert comparable(direct) == comparable(serialized)
-
-
-def test_get_records_write_binary_values_as_dynamodb_does(
-    aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from moto import mock_aws
-
-    # GIVEN the mend, and an item with a binary value at the top and one in a map
-    moto_patches.apply(*SERVING)
-    try:
-        with mock_aws():
-            dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
-            arn = create_table(dynamodb, "t")
-            item = {"pk": {"S": "a"}, "blob": {"B": b"\x00\x01"}, "m": {"M": {"b": {"B": b"\x02"}}}}
-            dynamodb.put_item(TableName="t", Item=item)
-            iterator = trim_horizon(streams, arn)
-            # WHEN the stream is read
-            [record] = streams.get_records(ShardIterator=iterator)["Records"]
-            stored = dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
-    finally:
-        moto_patches.remove()
-    # THEN the image holds the bytes written, as GetItem does
-    assert record["dynamodb"]["NewImage"] == stored == item
 
 
 # -- the request id ---------------------------------------------------------------------------
