@@ -1,7 +1,10 @@
-"""moto's DynamoDB and SQS patches: one fix, and the speed patches that stayed.
+"""moto's DynamoDB patches: the fix of its transactions, and the speed patch of its queries.
 
-The fix, ``dynamodb-transactions``, is written up in ``docs/moto-fixes.md``; what each speed
-patch buys is in ``benchmarks/results/SPEED_PATCHES.md``. ``emulator.moto_patches`` applies them.
+The fix, ``dynamodb-transactions``, is written up in ``docs/moto-fixes.md``. The speed patch,
+``dynamodb-query``, hands moto's own query code only the items of the partition (or index hash
+key value) asked for, from index maps kept up to date by every write, instead of every item of
+the table, and answers from the live items under the writes' lock instead of deep copies; what
+it buys is in ``benchmarks/results/SPEED_PATCHES.md``. ``emulator.moto_patches`` applies both.
 """
 
 import copy
@@ -205,7 +208,7 @@ def _candidates(
     index_name: str | None,
     hash_conditions: list[tuple[str, DynamoType]] | None,
 ) -> list[Item] | None:
-    """The only items a query can return, or None where this fix does not narrow."""
+    """The only items a query can return, or None where this patch does not narrow."""
     if index_name is None:
         if hash_key is None:
             return None
@@ -341,7 +344,7 @@ def _querying(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _answering = threading.local()
-"""``active`` while this thread answers a Query under the lock (``_locked_query``)."""
+"""``active`` while this thread answers a Query under the lock (``_answering_live``)."""
 
 
 class _Live(Item):
