@@ -19,6 +19,9 @@ MINISTACK_PORT ?= 4566
 STACK ?= blog-dev
 PORT ?= 8000
 AWS_PORT ?= 5000
+# SPEED_PATCHES=off: moto without its speed patches (emulator/moto_patches.py), e.g. make test
+SPEED_PATCHES ?= on
+export BLOG_MOTO_SPEED_PATCHES := $(SPEED_PATCHES)
 
 .PHONY: install install-dev lock dev emulator api test lint typecheck unit package chaos bench \
 	load deploy-local test-ministack mutants

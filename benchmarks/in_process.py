@@ -64,13 +64,13 @@ def in_process_stack(overrides: Mapping[str, str] | None = None) -> Iterator[InP
         from moto import mock_aws
 
         import app
-        from emulator import moto_fixes, stack
+        from emulator import moto_patches, stack
         from emulator.control import LocalConsumers
         from emulator.local import build_runner
         from emulator.template import ROOT as PROJECT
         from functions import aws, settings
 
-        with moto_fixes.patched(), mock_aws():
+        with moto_patches.applied(), mock_aws():
             aws.reset()
             try:
                 prefix = settings.load().prefix

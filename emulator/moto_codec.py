@@ -1,40 +1,25 @@
 """moto's request parsing and DynamoDB response writing, at the cost of the data, not the model.
 
-Every request moto answers is parsed and every answer written by code that walks the service's
-API model value by value. On the local stack that walk cost about a quarter of moto's CPU: more
-than any table operation. Both replacements give exactly what moto's own code gives (see
-tests/integration/test_moto_codec.py):
-
-**Parsing JSON-protocol requests** (DynamoDB, SQS, DynamoDB Streams). For every value of a
-request moto looks up a handler by the shape's type name, and for every structure it visits
-every member the model has: ten for each DynamoDB attribute value, of which one is present.
-The replacement compiles, once per shape, a function that makes the same conversions (blobs
-decoded, timestamps, integers and floats converted, members renamed, absent and null members
-dropped, in the model's member order) and visits only the keys a value has.
-
-**Writing DynamoDB attribute values.** moto writes each attribute value of an answer (the items
-of a Query, a GetItem, a cancelled transaction's old items) member by member, building a picker
-context and trying up to six key aliases for each of the ten members. Where the value is
-already in DynamoDB's JSON form (a dict of member names, which is what moto's DynamoDB hands
-its serializer), the replacement writes it as it is, base64-encoding binaries as moto does. Any
-other value goes through moto's own code.
+A speed patch (``codec``; ``benchmarks/results/SPEED_PATCHES.md``). moto parses every request and
+writes every answer by walking the service's API model value by value. The parser here compiles,
+once per shape, a function that makes the same conversions and visits only the keys a value
+has; the writer writes a DynamoDB attribute value already in DynamoDB's JSON form as it is. Both
+give exactly what moto's own code gives (tests/integration/test_moto_codec.py).
 """
 
 import base64
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from botocore.model import Shape
 from moto.core.parse import UNDEFINED, JSONParser
 from moto.core.serialize import BaseJSONSerializer
 
-from emulator.patching import applied_while
+from emulator.moto_patches import Patch, Wrap, register
 
 _Parse = Callable[[Any], Any]
 _LOCK = threading.Lock()
-_originals: dict[str, Any] = {}
 
 _DYNAMODB = frozenset({"dynamodb", "dynamodbstreams"})
 _ATTRIBUTE_VALUE = "AttributeValue"
@@ -135,19 +120,21 @@ class _Compiler:
 _compilers: dict[tuple[Any, ...], _Compiler] = {}
 
 
-def _parse_json_body(self: JSONParser, raw_body: Any, shape: Shape) -> Any:
-    """JSONParser's body parse, through the shape's compiled function."""
-    if type(self) is not JSONParser:
-        return _originals["_parse_json_body"](self, raw_body, shape)
-    service = self.operation_model.service_model
-    key = (service, self.MAP_TYPE, self._blob_parser, self._timestamp_parser)
-    compiler = _compilers.get(key)
-    if compiler is None:
-        with _LOCK:
-            compiler = _compilers.setdefault(key, _Compiler(*key[1:]))
-    with _LOCK:  # compiling fills a shared table; running a compiled function does not
-        parse = compiler.of(shape)
-    return parse(self._parse_body_as_json(raw_body))  # type: ignore[no-untyped-call]
+def _compiled_parse(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _parse_json_body(self: JSONParser, raw_body: Any, shape: Shape) -> Any:
+        """JSONParser's body parse, through the shape's compiled function."""
+        if type(self) is not JSONParser:
+            return original(self, raw_body, shape)
+        service = self.operation_model.service_model
+        key = (service, self.MAP_TYPE, self._blob_parser, self._timestamp_parser)
+        with _LOCK:  # compiling fills a shared table; running a compiled function does not
+            compiler = _compilers.get(key)
+            if compiler is None:
+                compiler = _compilers[key] = _Compiler(*key[1:])
+            parse = compiler.of(shape)
+        return parse(self._parse_body_as_json(raw_body))  # type: ignore[no-untyped-call]
+
+    return _parse_json_body
 
 
 class _Unusual(Exception):
@@ -208,52 +195,38 @@ def _attribute_map(value: Any) -> dict[str, Any]:
     return {key: _attribute_value(v) for key, v in value.items() if v is not None}
 
 
-def _serialize_type_map(
-    self: BaseJSONSerializer, serialized: Any, value: Any, shape: Shape, key: str
-) -> None:
-    """BaseJSONSerializer's map writer, direct for a map of DynamoDB attribute values."""
-    value_shape = shape.value
-    if (
-        value_shape.name == _ATTRIBUTE_VALUE
-        and self.service_model.service_name in _DYNAMODB
-        and "name" not in value_shape.serialization
-        and not getattr(self._value_picker, "response_transformers", None)
-    ):
-        try:
-            written = _attribute_map(value)
-        except _Unusual:
-            pass
-        else:
-            serialized[self.get_serialized_name(shape, key)] = written
-            return
-    _originals["_serialize_type_map"](self, serialized, value, shape, key)
+def _direct_writer(original: Callable[..., None]) -> Callable[..., None]:
+    def _serialize_type_map(
+        self: BaseJSONSerializer, serialized: Any, value: Any, shape: Shape, key: str
+    ) -> None:
+        """BaseJSONSerializer's map writer, direct for a map of DynamoDB attribute values."""
+        value_shape = shape.value
+        if (
+            value_shape.name == _ATTRIBUTE_VALUE
+            and self.service_model.service_name in _DYNAMODB
+            and "name" not in value_shape.serialization
+            and not getattr(self._value_picker, "response_transformers", None)
+        ):
+            try:
+                written = _attribute_map(value)
+            except _Unusual:
+                pass
+            else:
+                serialized[self.get_serialized_name(shape, key)] = written
+                return
+        original(self, serialized, value, shape, key)
+
+    return _serialize_type_map
 
 
-_TARGETS: dict[str, tuple[type, Any]] = {
-    "_parse_json_body": (JSONParser, _parse_json_body),
-    "_serialize_type_map": (BaseJSONSerializer, _serialize_type_map),
-}
-
-
-def apply() -> None:
-    """Patch moto's JSON parser and serializer (idempotent)."""
-    with _LOCK:
-        if _originals:
-            return
-        for name, (owner, replacement) in _TARGETS.items():
-            _originals[name] = vars(owner)[name]
-            setattr(owner, name, replacement)
-
-
-def remove() -> None:
-    """Restore moto's own methods (a no-op if the patch is not applied)."""
-    with _LOCK:
-        for name, original in _originals.items():
-            setattr(_TARGETS[name][0], name, original)
-        _originals.clear()
-        _compilers.clear()
-
-
-def patched() -> AbstractContextManager[None]:
-    """Apply the patch for the duration of the block; leave it as found afterwards."""
-    return applied_while(bool(_originals), apply, remove)
+register(
+    Patch(
+        "codec",
+        "speed",
+        lambda: [
+            (JSONParser, "_parse_json_body", Wrap(_compiled_parse)),
+            (BaseJSONSerializer, "_serialize_type_map", Wrap(_direct_writer)),
+        ],
+        forget=_compilers.clear,
+    )
+)

@@ -11,8 +11,8 @@ EMULATOR_ENVIRONMENT = {
     "AWS_REGION": REGION,
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
-    # botocore 1.44 routes DynamoDB to account-based endpoints that moto does not intercept,
-    # which breaks DynamoDB Streams under mock_aws (see ../shared/notes).
+    # botocore 1.44 routes DynamoDB to account-based endpoints that moto does not intercept:
+    # under mock_aws, DynamoDB Streams calls then answer 404 "Not yet implemented".
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 }
 

@@ -1,73 +1,21 @@
-"""Fixes for moto's DynamoDB and SQS, to apply only where the code runs on moto.
+"""moto's DynamoDB patches: the fix of its transactions, and the speed patch of its queries.
 
-**TransactWriteItems.**
-moto 5.2 deep-copies every table a transaction touches and, when the transaction is cancelled
-(a failed ConditionExpression, which idempotent writes cause on purpose), swaps the live table
-for the copy. Each transaction then costs time in proportion to the table size, a cancelled one
-leaves "ghost" stream records of writes that never happened, stream iterators issued earlier
-never see another write, and under moto's threaded server writes committed meanwhile are lost.
-The replacement checks every operation and condition first, changing nothing, then writes. One
-re-entrant lock, also held by PutItem, UpdateItem and DeleteItem, makes check-then-write atomic
-across the server's threads. The check works out the item each Update leaves, and the write
-stores it, so an update expression is applied once (its cost per item halved the publisher's
-batches), and an Update that creates an item streams one INSERT (moto's UpdateItem streams two:
-the bare key, then the item); what that item's PutItem would refuse is refused before any
-write. An Update of a stored item made only of ``SET name = :value`` and ``REMOVE name``
-actions on plain attributes (the outbox's claims and mark-sents) is worked out directly: moto
-deep-copies its parsed tree and runs ten validating passes over it for each item, most of a
-batch's cost. Any other Update goes through moto's own update, on a copy of the item.
-
-**Expressions.** moto parses a condition or update expression every time it meets one: a
-transaction of 100 records sharing one expression parsed each 200 times (to check the request,
-then to apply it). Parsed expressions are kept (the most recent 1,024), keyed by the expression
-and, for a condition, its names and values; moto only reads a parsed tree (its Validator
-deep-copies an update's before changing it).
-
-**Query.** moto answers every Query by sorting every item of the table (all partitions, with
-Python-level comparisons of its ``DynamoType`` keys), then keeping the partition asked for and
-sorting that again: a query's cost follows the table's size, not the items it returns, so the
-archive's bucket reads and the view's one-post reads slow down as history grows. The fix hands
-moto's own query code only the candidates: the one partition of a table query, or, for an
-index, the items carrying the index's hash key value; moto then sorts, pages, filters and
-projects them exactly as before, under the lock the writes hold (moto reads live items).
-
-**Index queries.** moto keeps no index: finding an index partition's items means visiting every
-item of the table, so a page of the view's listing index slowed down with the blog's size.
-The fix keeps, for each table and index hash key queried, its items by hash key value: built
-on the table's first query of that index, then updated by every write (PutItem, UpdateItem
-and DeleteItem, which BatchWriteItem and transactions go through), so an index query visits
-only its own partition, as DynamoDB's does. PartiQL writes, which bypass those, drop the maps.
-
-**Query copies.** moto deep-copies every item of a query's page (up to 1 MB) before filtering
-it, so that a later write cannot change the answer, and for ``Select=COUNT`` the handler then
-keeps only their number: a status check counting a backlog of a thousand unsent records copied
-all of them. A Query is answered under the lock, from the live items, up to the handler's
-conversion of them into fresh dicts and lists.
-
-**SQS receives.** For every message a ReceiveMessage returns, moto checks the retention period
-by computing every attribute of the queue, twice, and three of them count the queue's messages,
-reading the clock for each message: a receive costs the square of the backlog, so a queue that
-fell behind by a thousand messages took a quarter of a second per batch and fell further
-behind. Its visible-message scans read the clock twice per message, and a delete walks every
-message twice, building a list of receipt handles for each. The fix reads the retention period
-from the queue, the clock once per scan, and finds the deleted message in one pass.
-
-See tests/integration/test_moto_fixes.py for each defect and its fix.
+The fix, ``dynamodb-transactions``, is written up in ``docs/moto-fixes.md``. The speed patch,
+``dynamodb-query``, hands moto's own query code only the items of the partition (or index hash
+key value) asked for, from index maps kept up to date by every write, instead of every item of
+the table, and answers from the live items under the writes' lock instead of deep copies; what
+it buys is in ``benchmarks/results/SPEED_PATCHES.md``. ``emulator.moto_patches`` applies both.
 """
 
 import copy
-import functools
-import re
 import threading
 import weakref
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from moto.core.utils import unix_time, unix_time_millis
-from moto.dynamodb.comparisons import ConditionExpressionParser, get_filter_expression
+from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -80,13 +28,9 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
-from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 from moto.dynamodb.responses import DynamoHandler
-from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Message, Queue, SQSBackend
 
-from emulator.patching import applied_while
+from emulator.moto_patches import Patch, Wrap, register
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,7 +38,6 @@ R = TypeVar("R")
 _LOCK = threading.RLock()
 _LOCKED_WRITES = ("put_item", "update_item", "delete_item")
 _SUBSTITUTIONS = ("ExpressionAttributeNames", "ExpressionAttributeValues")
-_originals: dict[str, Callable[..., Any]] = {}
 
 # (operation type, operation, key, the attributes an Update leaves) of a write that passed its
 # checks.
@@ -144,115 +87,6 @@ def _commit(backend: DynamoDBBackend, write: _Write) -> None:
         _write(backend, op_type, op, key)
 
 
-_TOKEN = re.compile(r"#?[A-Za-z_][A-Za-z0-9_]*|:[A-Za-z0-9_]+|\S", re.ASCII)
-_CLAUSES = ("SET", "REMOVE")
-_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
-_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,16})?", re.ASCII)
-_SIMPLE_SIZE = 300_000
-"""Bytes under DynamoDB's 400 KB item limit within which a simple update cannot cross it."""
-
-
-def _actions(expression: str) -> list[tuple[str, str | None]] | None:
-    """(path, value placeholder or None for REMOVE) of each action of an update expression made
-    only of ``SET path = :value`` and ``REMOVE path`` actions (one clause of each at most, a
-    path a top-level name or ``#name``), in the order written; None for any other expression."""
-    tokens = _TOKEN.findall(expression)
-    actions: list[tuple[str, str | None]] = []
-    clauses: set[str] = set()
-    at = 0
-    while at < len(tokens):
-        clause = tokens[at].upper()
-        if clause not in _CLAUSES or clause in clauses:
-            return None
-        clauses.add(clause)
-        at += 1
-        while True:
-            path = tokens[at] if at < len(tokens) else ""
-            if not (path[:1] == "#" or path[:1].isalpha() or path[:1] == "_"):
-                return None
-            if path.upper() in _CLAUSES or path.upper() in ("ADD", "DELETE"):
-                return None
-            if clause == "SET":
-                if tokens[at + 1 : at + 2] != ["="] or not tokens[at + 2 : at + 3]:
-                    return None
-                value = tokens[at + 2]
-                if value[:1] != ":":
-                    return None
-                actions.append((path, value))
-                at += 3
-            else:
-                actions.append((path, None))
-                at += 1
-            if tokens[at : at + 1] != [","]:
-                break
-            at += 1
-    return actions or None
-
-
-def _simple_update(
-    table: Table, current: Item | None, key: dict[str, Any], op: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The attributes an Update of plain ``SET`` and ``REMOVE`` actions leaves a stored item
-    with, or None where moto's own update must work it out (an item not stored yet, any other
-    expression, a key attribute,
-    a value not a plain string, number, boolean or null, or one moto refuses for an attribute
-    an index defines, a name or value missing, a path named twice, a reserved word, an item
-    near the size limit).
-
-    moto applies such an update by deep-copying its parsed tree, running ten validating passes
-    over it and executing it: most of a batch's cost, for a result this states directly.
-    """
-    actions = _actions(op["UpdateExpression"])
-    if actions is None or current is None:  # moto's update checks a new item's key and size
-        return None
-    names = op.get("ExpressionAttributeNames") or {}
-    values = op.get("ExpressionAttributeValues") or {}
-    table_keys = {table.hash_key_attr, table.range_key_attr} - {None}
-    if set(key) != table_keys:
-        return None
-    defined = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
-    index_keys = set(table.attribute_keys)
-    reserved = _reserved_words()
-    resolved: list[tuple[str, dict[str, Any] | None]] = []
-    size = 0
-    for path, placeholder in actions:
-        bare = path[0] != "#"
-        name = (None if path.upper() in reserved else path) if bare else names.get(path)
-        if not isinstance(name, str) or name in table_keys:
-            return None
-        value = None if placeholder is None else values.get(placeholder)
-        if placeholder is not None:
-            if not isinstance(value, dict) or len(value) != 1:
-                return None
-            [(kind, scalar)] = value.items()
-            if type(scalar) is not _SCALARS.get(kind):
-                return None
-            if kind == "N" and not _NUMBER.fullmatch(str(scalar)):
-                return None
-            if kind == "NULL" and scalar is not True:
-                return None
-            if defined.get(name, kind) != kind or (name in index_keys and scalar == ""):
-                return None  # moto refuses a defined attribute's other type, an empty index key
-            size += len(name.encode()) + len(str(scalar).encode())
-        resolved.append((name, value))
-    if len({name for name, _ in resolved}) != len(resolved):
-        return None
-    if current.size() + size > _SIMPLE_SIZE:
-        return None
-    attributes: dict[str, Any] = current.to_json()["Attributes"]  # fresh: nothing shared
-    for name, value in resolved:
-        if value is None:
-            attributes.pop(name, None)
-        else:
-            attributes[name] = dict(value)
-    return attributes
-
-
-@functools.cache
-def _reserved_words() -> frozenset[str]:
-    return frozenset(word.upper() for word in ReservedKeywords.get_reserved_keywords())
-
-
 def _sandbox(backend: DynamoDBBackend, table_name: str, current: Item | None) -> DynamoDBBackend:
     """A throwaway backend whose one table has the real table's schema and a copy of `current`.
 
@@ -278,10 +112,9 @@ def _updated(
     """The attributes an Update leaves its item with; raises what the update, or the PutItem
     the write stores them with, would raise."""
     table = backend.get_table(table_name)
-    attributes = _simple_update(table, current, key, op)
-    if attributes is None:  # moto's update, on a copy; to_json keeps binaries as moto's bytes
-        updated = _write(_sandbox(backend, table_name, current), "Update", op, key)
-        attributes = updated.to_json()["Attributes"]
+    # moto's update, on a copy; to_json keeps binaries as moto's bytes
+    updated = _write(_sandbox(backend, table_name, current), "Update", op, key)
+    attributes: dict[str, Any] = updated.to_json()["Attributes"]
     table._validate_key_sizes(attributes)  # before any write, not when the write refuses it
     return attributes
 
@@ -374,7 +207,7 @@ def _candidates(
     index_name: str | None,
     hash_conditions: list[tuple[str, DynamoType]] | None,
 ) -> list[Item] | None:
-    """The only items a query can return, or None where this fix does not narrow."""
+    """The only items a query can return, or None where this patch does not narrow."""
     if index_name is None:
         if hash_key is None:
             return None
@@ -491,25 +324,26 @@ def _forgetting(method: Callable[..., R]) -> Callable[..., R]:
     return statement
 
 
-@_locked
-def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
-    """moto's Table.query over the partition (or index key) asked for, not the whole table.
+def _querying(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's Table.query over the partition (or index key) asked for, not the whole table."""
 
-    Under the writes' lock: moto reads the live items, and a write between its filtering and
-    its paging (say, a flag the index key is removed from) made it fail with a 500.
-    """
-    original = _originals["query"]
-    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-    candidates = _candidates(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
-    if candidates is None:
-        return original(self, hash_key, *args, **kwargs)
-    if getattr(_answering, "active", False):
-        candidates = [_uncopied(item) for item in candidates]
-    return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
+    @wraps(original)
+    def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+            hash_conditions = kwargs.get("hash_key_conditions")
+            candidates = _candidates(self, hash_key, index_name, hash_conditions)
+            if candidates is None:
+                return original(self, hash_key, *args, **kwargs)
+            if getattr(_answering, "active", False):
+                candidates = [_uncopied(item) for item in candidates]
+            return original(_Candidates(self, candidates), hash_key, *args, **kwargs)
+
+    return query
 
 
 _answering = threading.local()
-"""``active`` while this thread answers a Query under the lock (``_locked_query``)."""
+"""``active`` while this thread answers a Query under the lock (``_answering_live``)."""
 
 
 class _Live(Item):
@@ -525,159 +359,45 @@ def _uncopied(item: Item) -> Item:
     return live
 
 
-@_locked
-def _locked_query(self: DynamoHandler) -> Any:
-    """DynamoHandler.query under the writes' lock, answering from the live items.
+def _answering_live(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DynamoHandler.query under the writes' lock, answering from the live items: no write runs
+    until the handler has turned them into fresh dicts and lists, so moto's copy is not needed."""
 
-    moto's Table.query deep-copies every item of a page (up to 1 MB) so that a write made
-    after the query cannot change its answer. Under the lock, from the query to the handler's
-    conversion of the items into fresh dicts and lists (``DynamoResult``), no write runs, and
-    filtering and projecting only read items (a projection builds new ones): the copy is
-    not needed. A status check's ``COUNT`` of a thousand unsent records copied all of them.
-    """
-    _answering.active = True
-    try:
-        return _originals["DynamoHandler.query"](self)
-    finally:
-        _answering.active = False
-
-
-def _retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
-    """moto's retention check, reading the one attribute it needs."""
-    retention: int = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
-    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
-
-
-def _visible(self: Queue) -> list[Message]:
-    """Queue.messages: the visible, undelayed messages, with one clock reading."""
-    now = unix_time_millis()
-    return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
-
-
-def _not_visible(self: Queue) -> int:
-    now = unix_time_millis()
-    return sum(1 for m in self._messages if not now > m.visible_at)
-
-
-def _delayed(self: Queue) -> int:
-    now = unix_time_millis()
-    return sum(1 for m in self._messages if now < m.delayed_until)
-
-
-def _delete_message(self: Queue, receipt_handle: str) -> None:
-    """Queue.delete_message in one pass: the message that ever had this receipt handle."""
-    if receipt_handle in self.deleted_messages:
-        return  # already deleted: moto, like SQS, takes it again
-    found = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
-    if not found:
-        raise ReceiptHandleIsInvalid()
-    for message in found:
-        self.pending_messages.discard(message)
-        self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
-    gone = {id(message) for message in found}
-    self._messages = [m for m in self._messages if id(m) not in gone]
-
-
-_PARSED_KEPT = 1024
-"""Parsed condition expressions kept (the most recently used): a batch's share one."""
-_conditions: "OrderedDict[str, tuple[Any, dict[str, Any]]]" = OrderedDict()
-
-
-def _parse_condition(self: ConditionExpressionParser) -> Any:
-    """ConditionExpressionParser.parse, once per expression, names and values.
-
-    The parsed condition is only ever evaluated (``expr(item)``), which changes nothing in it,
-    and holds copies of the values, not the request's. The lists the parse leaves on the
-    parser (the names and values it found, which moto's handlers check for unused ones) are
-    left again on a parser that finds it parsed, as fresh lists: moto's callers extend them.
-    """
-    parts = (self.condition_expression, self.expression_attribute_names)
-    key = repr((*parts, self.expression_attribute_values))
-    with _LOCK:
-        parsed = _conditions.get(key)
-        if parsed is not None:
-            _conditions.move_to_end(key)
-    if parsed is None:
-        # parsed from a copy of the values: moto's SET stores a request's value objects in the
-        # item, and a later ADD changes them in place, which would change a kept condition
-        request_values = self.expression_attribute_values
-        self.expression_attribute_values = copy.deepcopy(request_values)
-        try:
-            condition = _originals["parse"](self)
-        finally:
-            self.expression_attribute_values = request_values
-        found = {name: value for name, value in vars(self).items() if isinstance(value, list)}
-        parsed = (condition, found)
+    @wraps(original)
+    def query(self: DynamoHandler) -> Any:
         with _LOCK:
-            _conditions[key] = parsed
-            if len(_conditions) > _PARSED_KEPT:
-                _conditions.popitem(last=False)
-    for name, value in parsed[1].items():
-        setattr(self, name, list(value))
-    return parsed[0]
+            _answering.active = True
+            try:
+                return original(self)
+            finally:
+                _answering.active = False
 
-
-@functools.lru_cache(maxsize=_PARSED_KEPT)
-def _parse_update(cls: type, expression: str) -> Any:
-    """UpdateExpressionParser.make, once per expression: every user of the tree deep-copies it
-    (moto's Validator) or only reads it (the handlers' placeholder checks)."""
-    make: Any = _originals["make"]  # the classmethod object, as the class holds it
-    return make.__func__(cls, expression)
+    return query
 
 
 _PARTIQL = ("execute_statement", "execute_transaction", "batch_execute_statement")
-_TARGETS: dict[str, type] = {
-    **dict.fromkeys((*_LOCKED_WRITES, *_PARTIQL, "transact_write_items"), DynamoDBBackend),
-    "query": Table,
-    "is_message_valid_based_on_retention_period": SQSBackend,
-    "messages": Queue,
-    "approximate_number_of_messages_not_visible": Queue,
-    "approximate_number_of_messages_delayed": Queue,
-    "delete_message": Queue,
-    "parse": ConditionExpressionParser,
-    "make": UpdateExpressionParser,
-}
-_SQS: dict[str, Any] = {
-    "is_message_valid_based_on_retention_period": _retained,
-    "messages": property(_visible),
-    "approximate_number_of_messages_not_visible": property(_not_visible),
-    "approximate_number_of_messages_delayed": property(_delayed),
-    "delete_message": _delete_message,
-}
 
-
-def apply() -> None:
-    """Patch moto's DynamoDBBackend, Table, SQSBackend and Queue (idempotent)."""
-    with _LOCK:
-        if _originals:
-            return
-        _originals.update({name: vars(owner)[name] for name, owner in _TARGETS.items()})
-        replacements = {name: _reindexing(_originals[name]) for name in _LOCKED_WRITES}
-        replacements |= {name: _forgetting(_originals[name]) for name in _PARTIQL}
-        replacements["transact_write_items"] = _transact_write_items
-        replacements["query"] = _query
-        replacements |= _SQS
-        replacements["parse"] = _parse_condition
-        replacements["make"] = classmethod(_parse_update)  # type: ignore[arg-type,assignment]
-        for name, replacement in replacements.items():
-            setattr(_TARGETS[name], name, replacement)
-        _originals["DynamoHandler.query"] = vars(DynamoHandler)["query"]
-        DynamoHandler.query = _locked_query  # type: ignore[method-assign]
-
-
-def remove() -> None:
-    """Restore moto's own methods (a no-op if the patch is not applied)."""
-    with _LOCK:
-        if "DynamoHandler.query" in _originals:
-            DynamoHandler.query = _originals.pop("DynamoHandler.query")  # type: ignore[method-assign]
-        for name, original in _originals.items():
-            setattr(_TARGETS[name], name, original)
-        _originals.clear()
-        _INDEXED.clear()
-        _conditions.clear()
-        _parse_update.cache_clear()
-
-
-def patched() -> AbstractContextManager[None]:
-    """Apply the patch for the duration of the block; leave it as found afterwards."""
-    return applied_while(bool(_originals), apply, remove)
+register(
+    Patch(
+        "dynamodb-transactions",
+        "fix",
+        lambda: [
+            (DynamoDBBackend, "transact_write_items", _transact_write_items),
+            *((DynamoDBBackend, name, Wrap(_locked)) for name in _LOCKED_WRITES),
+            (Table, "query", Wrap(_locked)),  # moto reads the live items a write changes
+        ],
+    )
+)
+register(
+    Patch(
+        "dynamodb-query",
+        "speed",
+        lambda: [
+            (Table, "query", Wrap(_querying)),
+            (DynamoHandler, "query", Wrap(_answering_live)),
+            *((DynamoDBBackend, name, Wrap(_reindexing)) for name in _LOCKED_WRITES),
+            *((DynamoDBBackend, name, Wrap(_forgetting)) for name in _PARTIQL),
+        ],
+        forget=_INDEXED.clear,
+    )
+)

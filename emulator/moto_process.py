@@ -5,10 +5,9 @@ server in that process too, the server side of each AWS call and the client side
 handler take turns on one interpreter lock, and the whole stack runs on one core. In its own
 process, moto's server runs beside them on another core, as AWS runs beside Lambda.
 
-The moto fixes (``emulator/moto_fixes.py``) and the parsing and writing of requests and answers
-(``emulator/moto_codec.py``) are applied here, where moto's backends live, and
-moto's application is served by ``emulator/moto_serving.py``: kept-alive connections and a cached
-dispatch. It stops on SIGINT or SIGTERM, and when the process that started it is gone.
+The moto patches (``emulator/moto_patches.py``: the fixes, and the speed patches unless
+``BLOG_MOTO_SPEED_PATCHES=off``) are applied here, where moto's backends live. It stops on
+SIGINT or SIGTERM, and when the process that started it is gone.
 """
 
 import argparse
@@ -31,10 +30,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
 
-    from emulator import moto_codec, moto_fixes, moto_serving
+    from emulator import moto_patches, moto_serving
 
-    moto_fixes.apply()
-    moto_codec.apply()
+    moto_patches.apply()
     server = moto_serving.server("127.0.0.1", port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

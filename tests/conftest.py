@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from emulator import moto_codec, moto_fixes, stack
+from emulator import moto_patches, stack
 from emulator.config import stage_environment
 from emulator.control import LocalConsumers
 from emulator.local import build_runner
@@ -34,7 +34,7 @@ Api = InProcessApi
 
 @pytest.fixture
 def moto() -> Iterator[None]:
-    with moto_fixes.patched(), moto_codec.patched(), mock_aws():
+    with moto_patches.applied(), mock_aws():
         aws.reset()
         yield
     aws.reset()

@@ -63,7 +63,7 @@ from hypothesis.stateful import (
 from moto import mock_aws
 
 import app
-from emulator import moto_fixes, stack
+from emulator import moto_patches, stack
 from emulator.control import LocalConsumers
 from emulator.local import build_runner
 from emulator.template import ROOT
@@ -244,7 +244,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         self._resources = contextlib.ExitStack()
         try:
             self._resources.callback(aws.reset)
-            self._resources.enter_context(moto_fixes.patched())
+            self._resources.enter_context(moto_patches.applied())
             self._resources.enter_context(mock_aws())
             self._start_clock()  # AWS's time rules, on a clock the time steps move
             self._resources.callback(self._stop_clock)

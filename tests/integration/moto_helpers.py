@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import pytest
 from moto import mock_aws
 
-from emulator import moto_fixes
+from emulator import moto_patches
 
 T = TypeVar("T")
 
@@ -25,12 +25,18 @@ def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int
     return calls
 
 
+MOTO_FIXES = (
+    "dynamodb-transactions",
+    "dynamodb-query",
+)
+"""The patches of ``emulator.moto_fixes``, whatever ``BLOG_MOTO_SPEED_PATCHES`` says."""
+
+
 def on_moto_then_patched(story: Callable[[], T]) -> tuple[T, T]:
-    """``story()`` on moto's own code, then on moto with ``moto_fixes`` (each in a fresh moto)."""
-    moto_fixes.remove()
-    with mock_aws():
+    """``story()`` on moto's own code, then on moto with ``MOTO_FIXES`` (each in a fresh moto)."""
+    with moto_patches.unpatched(), mock_aws():
         theirs = story()
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         mine = story()
     return theirs, mine
 

@@ -6,7 +6,7 @@ the same order (``repr`` compares all three).
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from moto.core.parse import JSONParser, RequestParser
 from moto.core.serialize import AttributePicker, JSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
 
-from emulator import moto_codec
+from emulator import moto_patches
 from tests.integration.moto_helpers import counting, create_ranged_table
 
 BINARY = b"\x00\xffbinary"
@@ -64,9 +64,9 @@ def parse(service: str, operation: str, body: bytes | str) -> Any:
 
 def both(call: Callable[[], Any]) -> tuple[Any, Any]:
     """``call()`` with moto's own code, then with the replacement."""
-    moto_codec.remove()
-    own = call()
-    with moto_codec.patched():
+    with moto_patches.unpatched():
+        own = call()
+    with moto_patches.applied("codec"):
         replaced = call()
     return own, replaced
 
@@ -378,13 +378,3 @@ def test_writing_no_longer_picks_each_member(monkeypatch: pytest.MonkeyPatch) ->
     assert own[2] - own[0] > 50 * 11 * 10
     assert replaced[2] - replaced[0] < 10
     assert replaced[1] == own[1]
-
-
-@pytest.fixture(autouse=True)
-def codec_left_as_found() -> Iterator[None]:
-    applied = bool(moto_codec._originals)
-    yield
-    if applied:
-        moto_codec.apply()
-    else:
-        moto_codec.remove()

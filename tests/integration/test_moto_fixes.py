@@ -1,11 +1,11 @@
-"""moto's TransactWriteItems and Query defects, and emulator.moto_fixes, which fixes them.
+"""The canaries of moto's TransactWriteItems defects (docs/moto-fixes.md), and the speed
+patches of emulator.moto_fixes, which answer as moto does.
 
-Each test creates its own tables; the fix is applied only through ``moto_fixes.patched()``.
+Each test creates its own tables; the patches apply only through ``moto_patches``.
 """
 
 import re
 import socket
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,8 +18,9 @@ from moto import mock_aws
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.server import ThreadedMotoServer
 
-from emulator import moto_fixes
+from emulator import moto_patches
 from tests.integration.moto_helpers import (
+    MOTO_FIXES,
     counting,
     create_indexed_table,
     create_ranged_table,
@@ -33,14 +34,13 @@ CONDITION_FAILED = {"Code": "ConditionalCheckFailed", "Message": "The conditiona
 
 @pytest.fixture
 def unpatched_moto(aws_env: None) -> Iterator[None]:
-    moto_fixes.remove()
-    with mock_aws():
+    with moto_patches.unpatched(), mock_aws():
         yield
 
 
 @pytest.fixture
 def patched_moto(aws_env: None) -> Iterator[None]:
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         yield
 
 
@@ -51,7 +51,7 @@ def patched_moto_server(aws_env: None) -> Iterator[str]:
         port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     endpoint = f"http://127.0.0.1:{port}"
-    with moto_fixes.patched():
+    with moto_patches.applied(*MOTO_FIXES):
         server.start()
         try:
             yield endpoint
@@ -104,7 +104,7 @@ def test_unpatched_moto_leaves_a_ghost_stream_record() -> None:
 
     moto deep-copies the table before the transaction and, on cancellation, swaps in the copy:
     the old shard keeps the record for A, and later writes go to the copy's shard. If this test
-    fails, moto has fixed the defect upstream: drop emulator/moto_fixes.py and this file.
+    fails, moto has fixed the defect upstream: drop the ``dynamodb-transactions`` patch.
     """
     # GIVEN a table with a stream, and an iterator taken before anything happens
     dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
@@ -168,6 +168,31 @@ def test_patched_condition_failure_returns_old_item() -> None:
     # THEN the reason carries the old item, which is unchanged
     assert cancelled.value.response["CancellationReasons"] == [{**CONDITION_FAILED, "Item": old}]
     assert dynamodb.get_item(TableName="t", Key={"pk": {"S": "A"}})["Item"] == old
+
+
+def test_a_transaction_update_that_creates_an_item_streams_one_record_not_moto_s_two(
+    aws_env: None,
+) -> None:
+    """Documents moto's defect: an Update that creates an item streams the bare key first."""
+
+    def story() -> list[tuple[str, list[str]]]:
+        # GIVEN a table with a stream, and an iterator
+        dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+        iterator = trim_horizon(streams, create_table(dynamodb, "t"))
+        # WHEN a transaction's Update creates an item
+        update = {"TableName": "t", "Key": {"pk": {"S": "A"}}, "UpdateExpression": "SET v = :v"}
+        update["ExpressionAttributeValues"] = {":v": {"S": "x"}}
+        dynamodb.transact_write_items(TransactItems=[{"Update": update}])
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        return [(r["eventName"], sorted(r["dynamodb"]["NewImage"])) for r in records]
+
+    with moto_patches.unpatched(), mock_aws():
+        theirs = story()
+    with moto_patches.applied("dynamodb-transactions"), mock_aws():
+        mine = story()
+    # THEN moto streams two INSERTs, the first of a bare key; fixed, one INSERT of the item
+    assert theirs == [("INSERT", ["pk"]), ("INSERT", ["pk", "v"])]
+    assert mine == [("INSERT", ["pk", "v"])]
 
 
 def claim(table: str, pk: str) -> dict[str, Any]:
@@ -282,9 +307,9 @@ NOT_SIMPLE_ON_STORED = ["SET n = n + :n", "SET m.b = :s", "SET m.l[0] = :s"]
     + [(e, False) for e in SIMPLE + NOT_SIMPLE],
 )
 def test_a_transaction_update_leaves_what_update_item_leaves(
-    patched_moto: None, monkeypatch: pytest.MonkeyPatch, expression: str, exists: bool
+    patched_moto: None, expression: str, exists: bool
 ) -> None:
-    # GIVEN the same item (or none) in t and in u, and a count of moto's own update runs
+    # GIVEN the same item (or none) in t and in u
     dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
     iterators = {}
     for table in ("t", "u"):
@@ -293,7 +318,6 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
             dynamodb.put_item(TableName=table, Item=STORED)
             page = streams.get_records(ShardIterator=iterators[table])
             iterators[table] = page["NextShardIterator"]  # past the put
-    sandboxed = counting(monkeypatch, moto_fixes, "_sandbox")
     names = {n: n[1:] for n in ("#unsent", "#text") if n in expression}
     values = {k: v for k, v in VALUES.items() if re.search(f"{k}\\b", expression)}
     update = {"Key": {"pk": {"S": "A"}}, "UpdateExpression": expression}
@@ -325,9 +349,6 @@ def test_a_transaction_update_leaves_what_update_item_leaves(
     assert indexed("t") == indexed("u")
     t_images, u_images = images(streams, iterators["t"]), images(streams, iterators["u"])
     assert t_images[-1] == u_images[-1]
-    # AND a plain SET and REMOVE update of a stored item is worked out directly; any other
-    # update, and any update of an item not stored yet, goes through moto's
-    assert len(sandboxed) == (0 if expression in SIMPLE and exists else 1)
 
 
 @pytest.mark.parametrize(
@@ -414,41 +435,6 @@ def test_an_update_whose_item_put_would_refuse_is_refused_before_any_write(
     assert stored_keys(dynamodb, "t") == ["A"]
 
 
-def test_a_kept_condition_does_not_change_when_a_stored_set_does(aws_env: None) -> None:
-    def story() -> list[str]:
-        dynamodb = boto3.client("dynamodb")
-        create_table(dynamodb, "t")
-        tag = {
-            "UpdateExpression": "SET tags = :t",
-            "ConditionExpression": "attribute_not_exists(tags) OR tags <> :t",
-            "ExpressionAttributeValues": {":t": {"SS": ["x"]}},
-        }
-        outcomes = []
-        for pk in ("a", "b"):
-            dynamodb.put_item(TableName="t", Item={"pk": {"S": pk}, "tags": {"SS": ["x"]}})
-        dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
-        dynamodb.update_item(TableName="t", Key={"pk": {"S": "a"}}, **tag)  # stores :t's set
-        dynamodb.update_item(
-            TableName="t",
-            Key={"pk": {"S": "a"}},
-            UpdateExpression="ADD tags :y",
-            ExpressionAttributeValues={":y": {"SS": ["z"]}},
-        )
-        try:
-            dynamodb.update_item(TableName="t", Key={"pk": {"S": "b"}}, **tag)
-            outcomes.append("updated")
-        except dynamodb.exceptions.ConditionalCheckFailedException:
-            outcomes.append("refused")
-        return outcomes
-
-    # WHEN a condition's set value is stored by an update, the stored set then grows, and the
-    # same condition is asked again of an item holding the original set
-    theirs, mine = on_moto_then_patched(story)
-
-    # THEN the condition is what the request says, as in moto: the item's set equals it
-    assert mine == theirs == ["refused"]
-
-
 def test_transaction_update_keeps_binary_values_as_update_item_does(patched_moto: None) -> None:
     # GIVEN the same item, with a binary value at the top and one in a map, in t and in u
     dynamodb = boto3.client("dynamodb")
@@ -471,72 +457,6 @@ def test_transaction_update_keeps_binary_values_as_update_item_does(patched_moto
             ConditionExpression="m.b = :inner AND bin = :outer",
             ExpressionAttributeValues={":yes": {"BOOL": True}, ":inner": inner, ":outer": outer},
         )
-
-
-def test_a_batch_sharing_its_expressions_has_them_parsed_once(
-    patched_moto: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
-
-    # GIVEN a count of the update expressions moto tokenizes and the conditions it lexes
-    tokenized = counting(monkeypatch, ExpressionTokenizer, "make_list")
-    lexed = counting(monkeypatch, ConditionExpressionParser, "_lex_condition_expression")
-    dynamodb = boto3.client("dynamodb")
-    create_table(dynamodb, "t")
-    first = len(tokenized), len(lexed)
-
-    # WHEN one transaction claims 10 items with the same update and condition, as the
-    # publisher's batches do (a claim time of its own, so no earlier test parsed them)
-    batch = [claim("t", f"e{i}") for i in range(10)]
-    now = {"N": str(time.time())}
-    for operation in batch:
-        operation["Update"]["ExpressionAttributeValues"][":now"] = now
-    dynamodb.transact_write_items(TransactItems=batch)
-
-    # THEN each is parsed once for the whole request; moto parses each for every item twice,
-    # to check the request and to apply it
-    assert len(tokenized) - first[0] == 1
-    assert len(lexed) - first[1] == 1
-    assert len(dynamodb.scan(TableName="t")["Items"]) == 10
-
-
-def test_a_parsed_condition_is_kept_for_its_own_values_and_names(patched_moto: None) -> None:
-    dynamodb = boto3.client("dynamodb")
-    create_table(dynamodb, "t")
-    dynamodb.put_item(TableName="t", Item={"pk": {"S": "a"}, "n": {"N": "1"}})
-
-    def put_if(value: str) -> bool:
-        try:
-            dynamodb.put_item(
-                TableName="t",
-                Item={"pk": {"S": "a"}, "n": {"N": "1"}},
-                ConditionExpression="n = :v",
-                ExpressionAttributeValues={":v": {"N": value}},
-            )
-        except dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    # WHEN the same condition comes with other values, THEN it is evaluated with those
-    assert [put_if("1"), put_if("2"), put_if("1")] == [True, False, True]
-    # AND a name or value the condition does not use is refused every time, not only the first
-    for _ in range(2):
-        with pytest.raises(ClientError, match="unused in expressions"):
-            dynamodb.put_item(
-                TableName="t",
-                Item={"pk": {"S": "a"}},
-                ConditionExpression="attribute_exists(#p)",
-                ExpressionAttributeNames={"#p": "pk", "#q": "n"},
-            )
-        with pytest.raises(ClientError, match="unused in expressions"):
-            dynamodb.update_item(
-                TableName="t",
-                Key={"pk": {"S": "a"}},
-                UpdateExpression="SET n = :one",
-                ConditionExpression="n = :one",
-                ExpressionAttributeValues={":one": {"N": "1"}, ":two": {"N": "2"}},
-            )
 
 
 def test_patched_concurrent_transactions_lose_no_write(patched_moto_server: str) -> None:
@@ -701,13 +621,12 @@ def test_patched_query_visits_only_its_partition(
 
 def test_patched_queries_answer_as_moto_does(aws_env: None) -> None:
     """Table and index queries, ranges, order, limits and paging: the same answers either way."""
-    moto_fixes.remove()
-    with mock_aws():
+    with moto_patches.unpatched(), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
         expected = answers(dynamodb)
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
@@ -882,14 +801,13 @@ def write_every_way(dynamodb: Any) -> None:
 def test_patched_index_follows_every_write(aws_env: None) -> None:
     """Index queries after puts, updates, deletes, batches and transactions that move items
     into, out of and between index partitions: the same answers as moto's own."""
-    moto_fixes.remove()
-    with mock_aws():
+    with moto_patches.unpatched(), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
         write_every_way(dynamodb)
         expected = answers(dynamodb, QUERIES + INDEX_QUERIES)
-    with moto_fixes.patched(), mock_aws():
+    with moto_patches.applied(*MOTO_FIXES), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_ranged_table(dynamodb)
         fill(dynamodb, 6, 50)
@@ -898,97 +816,6 @@ def test_patched_index_follows_every_write(aws_env: None) -> None:
         assert answers(dynamodb, QUERIES + INDEX_QUERIES) == expected
     counts = [sum(len(page["Items"]) for page in pages) for pages in expected[-3:]]
     assert all(counts), counts  # each of "yes", "no" and "new" has items after the writes
-
-
-# -- SQS receives ---------------------------------------------------------------------------
-
-BACKLOG = 200
-
-
-def backlog_queue(sqs: Any) -> str:
-    """A queue with a backlog of BACKLOG messages."""
-    url: str = sqs.create_queue(QueueName="backlog")["QueueUrl"]
-    for start in range(0, BACKLOG, 10):
-        sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
-        )
-    return url
-
-
-def clock_reads_to_receive_ten(monkeypatch: pytest.MonkeyPatch) -> int:
-    """GIVEN a backlog of BACKLOG messages, WHEN a consumer receives a batch of 10: how many
-    times moto read its clock (``utcnow``, which its unix_time helpers call)."""
-    import moto.core.utils
-
-    sqs = boto3.client("sqs")
-    url = backlog_queue(sqs)
-    reads: list[int] = []
-    utcnow = moto.core.utils.utcnow
-
-    def counted() -> Any:
-        reads.append(1)
-        return utcnow()
-
-    monkeypatch.setattr(moto.core.utils, "utcnow", counted)
-    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    return len(reads)
-
-
-def test_unpatched_receive_costs_the_square_of_the_backlog(
-    unpatched_moto: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Documents moto's defect: each received message recomputes every queue attribute.
-
-    THEN moto reads its clock thousands of times: about 2 x 3 x 200 per message received.
-    """
-    assert clock_reads_to_receive_ten(monkeypatch) > 10 * BACKLOG
-
-
-def test_patched_receive_reads_the_clock_once_per_message_and_scan(
-    patched_moto: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert clock_reads_to_receive_ten(monkeypatch) < 10 * 10
-
-
-def sqs_story() -> list[Any]:
-    """Receive, delete (twice, and a handle never issued), count: what a consumer sees."""
-    sqs = boto3.client("sqs")
-    url = backlog_queue(sqs)
-    seen: list[Any] = []
-    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
-    bodies = sorted(m["Body"] for m in first["Messages"])
-    handles = [m["ReceiptHandle"] for m in first["Messages"]]
-    seen.append(len(bodies))
-    deleted = sqs.delete_message_batch(
-        QueueUrl=url,
-        Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[:4])],
-    )
-    seen.append((len(deleted["Successful"]), deleted.get("Failed", [])))
-    sqs.delete_message(QueueUrl=url, ReceiptHandle=handles[0])  # again: taken
-    with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
-        sqs.delete_message(QueueUrl=url, ReceiptHandle="never-issued")
-    counts = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    seen.append(counts)
-    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handles[4], VisibilityTimeout=0)
-    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-    seen.append(len(again))
-    seen.append(any(m["Body"] == bodies[4] or m["Body"] in bodies for m in again))
-    everything = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    seen.append({k: everything[k] for k in everything if k.startswith("ApproximateNumber")})
-    return seen
-
-
-def test_patched_sqs_answers_as_moto_does(aws_env: None) -> None:
-    unpatched, patched = on_moto_then_patched(sqs_story)
-    assert patched == unpatched
-    assert unpatched[2] == {
-        "ApproximateNumberOfMessages": str(BACKLOG - 10),
-        "ApproximateNumberOfMessagesNotVisible": "6",
-    }
 
 
 def count_story() -> tuple[list[Any], int]:
