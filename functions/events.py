@@ -5,6 +5,10 @@ it occurred and the id of the aggregate it is about. Comment events also carry t
 version, which grows with every change, so a consumer can recognise a stale or repeated event.
 Every text field has the bounds the commands have, so an event no command could have produced
 (a 200 KB title) is refused by its consumer and ends in the DLQ.
+
+Events are read tolerantly: a field this code does not know (added by a newer producer) is
+ignored, not refused, so a producer deployed before its consumers breaks nothing; what this
+code does know is validated strictly. Commands from HTTP are the other edge and stay strict.
 This module is pure: no AWS, no Chalice.
 """
 
@@ -32,7 +36,8 @@ def derived_event_id(*parts: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # A tolerant reader: unknown fields are dropped, known ones are validated.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
 class PostData(_Model):
