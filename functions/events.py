@@ -13,8 +13,9 @@ This module is pure: no AWS, no Chalice.
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
@@ -60,6 +61,7 @@ class ModerationData(CommentData):
 class _Event(_Model):
     event_id: Id = Field(default_factory=lambda: str(uuid.uuid4()))
     version: Literal[1] = SCHEMA_VERSION
+    """The schema version of the event's type (``CURRENT_VERSIONS``)."""
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     aggregate_id: Id
 
@@ -105,8 +107,38 @@ Event = Annotated[
 ]
 EVENT_TYPES = ("PostCreated", "CommentCreated", "CommentModerated", "CommentUpdated")
 _EVENT = TypeAdapter[Event](Event)
+_DOCUMENT = TypeAdapter[dict[str, Any]](dict[str, Any])
+
+CURRENT_VERSIONS: Mapping[str, int] = {
+    cls.model_fields["type"].default: cls.model_fields["version"].default
+    for cls in (PostCreated, CommentCreated, CommentModerated, CommentUpdated)
+}
+"""The schema version this code writes, by event type."""
+READABLE_VERSIONS: dict[str, int] = dict(CURRENT_VERSIONS)
+"""The newest version this code reads, by event type: the current one. (Tests lower it to run
+consumers as the code before an upgrade: deploy skew.)"""
+
+
+class UnknownVersion(ValueError):
+    """An event of a known type, in a schema version newer than this code reads: written by a
+    newer producer. Not poison: the upgraded consumer reads it, so it is parked, not dropped."""
+
+    def __init__(self, event_type: str, version: int, readable: int) -> None:
+        super().__init__(
+            f"{event_type} version {version} is newer than this code reads (up to {readable})"
+        )
+        self.event_type, self.version = event_type, version
 
 
 def parse_event(raw: str | bytes) -> Event:
-    """Parse one event from JSON; raises ``pydantic.ValidationError`` naming what is wrong."""
-    return _EVENT.validate_json(raw)
+    """Parse one event from JSON.
+
+    Raises ``UnknownVersion`` for a known type in a newer schema version, and
+    ``pydantic.ValidationError`` naming what is wrong for anything else no producer writes.
+    """
+    document = _DOCUMENT.validate_json(raw)
+    event_type, version = document.get("type"), document.get("version")
+    readable = READABLE_VERSIONS.get(event_type) if isinstance(event_type, str) else None
+    if readable is not None and type(version) is int and version > readable:
+        raise UnknownVersion(str(event_type), version, readable)
+    return _EVENT.validate_python(document)

@@ -4,6 +4,7 @@
     blog outage start moderation|comments|query --mode pause|unsubscribe|purge
     blog outage end moderation|comments|query
     blog catch-up moderation|comments|query
+    blog parked [moderation|comments|query] [--json]
     blog replay moderation|comments|query --from-position N
     blog rebuild query
     blog dlq redrive moderation|comments|query
@@ -22,6 +23,7 @@ goes to the runner's control API on ``AWS_PORT + 1``.
 
 import argparse
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +38,7 @@ from emulator.local import STAGE, endpoint
 from emulator.moto_env import use_emulator
 from functions import aws
 from functions.settings import VARIABLES as settings_variables
+from functions.subscriptions import checkpoint
 from operations import deployed, ops
 
 Consumer = Literal["moderation", "comments", "query"]
@@ -82,6 +85,11 @@ class Redrive(_Arguments):
     consumer: Consumer
 
 
+class Parked(_Arguments):
+    consumer: Consumer | None = None
+    json_output: bool = False
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blog", description="Operate the local blog stack, or a deployed one (--stack)."
@@ -105,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="re-apply the archive from a position")
     replay.add_argument("consumer")
     replay.add_argument("--from-position", required=True, help="the first position, from 1")
+    parked = commands.add_parser(
+        "parked", help="events a consumer holds and could not apply (catch-up retries them)"
+    )
+    parked.add_argument("consumer", nargs="?")
+    parked.add_argument("--json", dest="json_output", action="store_true", help="print JSON")
     dlq = commands.add_parser("dlq", help="dead-letter queues")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_commands.add_parser("redrive", help="move messages back to the queue").add_argument(
@@ -138,18 +151,34 @@ def _print_status(status: ops.Status, as_json: bool) -> None:
         return
     print(
         f"{'consumer':<11} {'subscribed':<10} {'paused':<6} {'queue':>5} {'dlq':>4}  "
-        f"{'watermark / head':<18} {'lag':>5}"
+        f"{'watermark / head':<18} {'lag':>5} {'parked':>6}"
     )
     for row in status.consumers:
         position = f"{row.watermark} / {row.archive_head}"
         print(
             f"{row.consumer:<11} {'yes' if row.subscribed else 'NO':<10} "
             f"{'YES' if row.paused else 'no':<6} {row.queue_depth:>5} {row.dlq_depth:>4}  "
-            f"{position:<18} {row.lag:>5}"
+            f"{position:<18} {row.lag:>5} {row.parked:>6}"
         )
     age = status.oldest_unsent_age_seconds
     oldest = f", oldest {age:.1f} s old" if age is not None else ""
     print(f"archive head {status.archive_head}; unsent outbox: {status.unsent_outbox}{oldest}")
+
+
+def _print_parked(held: list[checkpoint.Failure], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{**f.model_dump(), "parked": f.parked} for f in held], indent=2))
+        return
+    if not held:
+        print("nothing parked")
+        return
+    print(f"{'consumer':<11} {'position':>8} {'event':<17} {'tries':>5} {'parked':<6}  reason")
+    for f in held:
+        print(
+            f"{f.consumer:<11} {f.position:>8} {f.event_type:<17} {f.tries:>5} "
+            f"{'YES' if f.parked else 'no':<6}  {f.reason[:100]}"
+        )
+    print("`blog catch-up CONSUMER` retries them (the scheduled catch-up does every minute).")
 
 
 _COMMANDS: dict[str, type[_Arguments]] = {
@@ -160,6 +189,7 @@ _COMMANDS: dict[str, type[_Arguments]] = {
     "rebuild": Rebuild,
     "replay": Replay,
     "dlq redrive": Redrive,
+    "parked": Parked,
 }
 
 
@@ -251,6 +281,8 @@ def run(argv: Sequence[str]) -> int:
             print(rebuilt.model_dump_json(indent=2))
         case Replay(consumer=consumer, from_position=position):
             print(ops.replay(consumer, position).model_dump_json(indent=2))
+        case Parked(consumer=consumer, json_output=as_json):
+            _print_parked(ops.parked(consumer), as_json)
         case Redrive(consumer=consumer):
             moved = ops.dlq_redrive(consumer)
             print(f"{consumer}: {moved} messages moved back from the dead-letter queue")

@@ -192,7 +192,7 @@ POISON: dict[str, Callable[[int], str]] = {
         {
             "event_id": f"poison-{n}",
             "type": "PostCreated",
-            "version": 2,
+            "version": 99,
             "occurred_at": "2026-01-01T00:00:00Z",
             "aggregate_id": f"p{n}",
             "data": {"id": f"p{n}", "title": "from the future"},

@@ -100,8 +100,8 @@ def bad_messages(consumer: str) -> list[Bad]:
         Bad("malformed_json", '{"type": "PostCreated", "version": 1,', "Invalid JSON"),
         Bad(
             "wrong_schema_version",
-            json.dumps(valid_event(handled, version=2)),
-            "version: Input should be 1",
+            json.dumps(valid_event(handled, version=99)),
+            "version 99 is newer than this code reads",
         ),
         Bad(
             "unknown_event_type",

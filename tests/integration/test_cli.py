@@ -17,6 +17,7 @@ from operations import cli
         ["catch-up", "nobody"],
         ["replay", "nobody", "--from-position", "1"],
         ["dlq", "redrive", "nobody"],
+        ["parked", "nobody"],
         ["rebuild", "moderation"],
         ["outage", "start", "query", "--mode", "sideways"],
         ["replay", "query", "--from-position", "0"],
@@ -47,6 +48,14 @@ def test_every_consumer_is_accepted_by_every_consumer_command(consumer: str) -> 
         (["catch-up", consumer], cli.CatchUp),
         (["replay", consumer, "--from-position", "3"], cli.Replay),
         (["dlq", "redrive", consumer], cli.Redrive),
+        (["parked", consumer], cli.Parked),
     ]:
         assert cli.parse(arguments).model_dump()["consumer"] == consumer
         assert isinstance(cli.parse(arguments), model)
+
+
+def test_parked_names_one_consumer_or_lists_them_all() -> None:
+    assert cli.parse(["parked"]) == cli.Parked(consumer=None)
+    assert cli.parse(["parked", "query", "--json"]) == cli.Parked(
+        consumer="query", json_output=True
+    )

@@ -337,6 +337,7 @@
         cell(String(c.dlq_depth), c.dlq_depth > 0 ? "num bad" : "num"),
         cell(`${c.watermark} / ${c.archive_head}`, "num"),
         cell(String(c.lag), c.lag > 0 ? "num bad" : "num"),
+        cell(String(c.parked), c.parked > 0 ? "num bad" : "num"),
       );
       return tr;
     });
