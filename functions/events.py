@@ -19,8 +19,9 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from functions.commands import MAX_CONTENT, MAX_TITLE
+from functions.commands import MAX_AUTHOR, MAX_CONTENT, MAX_TITLE
 from functions.ids import MAX_ID
+from functions.upcasting import upcast
 
 SCHEMA_VERSION: Literal[1] = 1
 CommentStatus = Literal["pending", "approved", "rejected"]
@@ -52,6 +53,8 @@ class CommentData(_Model):
     content: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTENT)]
     status: CommentStatus
     comment_version: int = Field(alias="commentVersion", ge=1)
+    author: Annotated[str, StringConstraints(min_length=1, max_length=MAX_AUTHOR)] | None = None
+    """The author's name, if one was given (from version 2 of the comment events)."""
 
 
 class ModerationData(CommentData):
@@ -79,6 +82,12 @@ class PostCreated(_Event):
 
 
 class _CommentEvent(_Event):
+    """Version 2: the comment may carry its author's name. Every comment event carries the whole
+    comment, and the view replaces a comment's row with the newest one, so all three move to
+    version 2 together: a ``CommentUpdated`` without the author would erase it from the view.
+    Version 1 is upcast (``functions.upcasting``)."""
+
+    version: Literal[2] = 2  # type: ignore[assignment]
     data: CommentData
 
     @classmethod
@@ -133,6 +142,7 @@ class UnknownVersion(ValueError):
 def parse_event(raw: str | bytes) -> Event:
     """Parse one event from JSON.
 
+    An older version is upcast to the current one first (``functions.upcasting``).
     Raises ``UnknownVersion`` for a known type in a newer schema version, and
     ``pydantic.ValidationError`` naming what is wrong for anything else no producer writes.
     """
@@ -141,4 +151,4 @@ def parse_event(raw: str | bytes) -> Event:
     readable = READABLE_VERSIONS.get(event_type) if isinstance(event_type, str) else None
     if readable is not None and type(version) is int and version > readable:
         raise UnknownVersion(str(event_type), version, readable)
-    return _EVENT.validate_python(document)
+    return _EVENT.validate_python(upcast(document))

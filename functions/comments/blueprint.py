@@ -36,7 +36,12 @@ def create_comment(post_id: str) -> Any:
         comments = service.create_comment(settings.load(), post_id, command)
     except service.UnknownPost as error:
         raise HttpError(404, "unknown_post", str(error)) from error
-    return created([c.model_dump(include={"id", "content", "status"}) for c in comments])
+    return created(
+        [
+            c.model_dump(include={"id", "content", "status", "author"}, exclude_none=True)
+            for c in comments
+        ]
+    )
 
 
 @bp.on_sqs_message(

@@ -32,7 +32,12 @@ class UnknownComment(Exception):
 def create_comment(settings: Settings, post_id: str, command: CreateComment) -> list[CommentData]:
     """Store a pending comment; return all of the post's comments."""
     comment = CommentData(
-        id=new_id(), postId=post_id, content=command.content, status="pending", commentVersion=1
+        id=new_id(),
+        postId=post_id,
+        content=command.content,
+        status="pending",
+        commentVersion=1,
+        author=command.author,
     )
     try:
         store.insert(settings, comment, CommentCreated.of(comment))

@@ -41,6 +41,7 @@ class CommentRow(_Row):
     comment_id: str
     content: str
     status: CommentStatus
+    author: str | None = None
 
     @property
     def key(self) -> str:
@@ -67,6 +68,7 @@ def rows_for(event: Event) -> list[Row]:
                     comment_id=comment.id,
                     content=comment.content,
                     status=comment.status,
+                    author=comment.author,
                     version=comment.comment_version,
                 )
             ]
@@ -108,6 +110,7 @@ def render(rows: Iterable[Row]) -> dict[str, dict[str, object]]:
     for post_id, post in posts.items():
         post["comments"] = [
             {"id": c.comment_id, "content": c.content, "status": c.status}
+            | ({"author": c.author} if c.author is not None else {})
             for c in comments.get(post_id, [])
         ]
     return posts

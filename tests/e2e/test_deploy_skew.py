@@ -13,7 +13,7 @@ import pytest
 
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
-from functions import aws, events, names, settings
+from functions import archive, aws, events, names, settings
 from functions.dynamo import to_item
 from functions.events import PostCreated, PostData
 from functions.ids import new_id
@@ -21,6 +21,7 @@ from functions.outbox import OutboxRecord
 from functions.query import recovery
 from operations import ops
 from tests.conftest import Api
+from tests.e2e.test_outages import oracle_view
 from tests.faults import failing
 from tests.helpers import PREFIX, receive_all, writes_table
 
@@ -159,3 +160,106 @@ def test_a_healthy_consumer_has_no_lag_before_any_catch_up(
     rows = ops.status(LocalConsumers(runner)).consumers
     assert [(r.consumer, r.lag, r.parked) for r in rows] == [(c, 0, 0) for c in names.CONSUMERS]
     assert all(r.watermark == 0 < r.archive_head for r in rows)
+
+
+def test_a_comment_is_signed_with_an_optional_author_bounded_and_stripped(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    _, post = api.post("/posts", {"title": "signed"})
+    status, comments = api.post(
+        f"/posts/{post['id']}/comments", {"content": "hello", "author": "  Ada Lovelace "}
+    )
+    assert status == 201
+    assert comments == [
+        {"id": comments[0]["id"], "content": "hello", "status": "pending", "author": "Ada Lovelace"}
+    ]
+    for bad in ("", "   ", "a" * 81, 7, None):
+        status, body = api.post(f"/posts/{post['id']}/comments", {"content": "x", "author": bad})
+        if bad is None:
+            assert status == 201  # null is "no author"
+            continue
+        assert status == 422, (bad, body)
+        assert body["error"]["details"][0]["field"] == "author"
+    runner.drain()
+    shown = api.get(f"/posts/{post['id']}")[1]["comments"]
+    assert [(c["status"], c.get("author")) for c in shown] == [
+        ("approved", "Ada Lovelace"),
+        ("approved", None),
+    ]
+
+
+def write_as_the_version_1_code(post_id: str, content: str) -> str:
+    """A comment as the code before authors stored it: its row, and a version-1
+    ``CommentCreated`` in the outbox (no author, version 1)."""
+    comment_id = new_id()
+    dynamodb = aws.client("dynamodb")
+    dynamodb.put_item(
+        TableName=names.resource(PREFIX, names.COMMENTS_TABLE),
+        Item=to_item(
+            {
+                "post_id": post_id,
+                "comment_id": comment_id,
+                "content": content,
+                "status": "pending",
+                "comment_version": 1,
+            }
+        ),
+    )
+    payload = {
+        "event_id": new_id(),
+        "type": "CommentCreated",
+        "version": 1,
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "aggregate_id": comment_id,
+        "data": {
+            "id": comment_id,
+            "postId": post_id,
+            "content": content,
+            "status": "pending",
+            "commentVersion": 1,
+        },
+    }
+    event = PostCreated.of(PostData(id=post_id, title="placeholder"))
+    record = OutboxRecord.new(event).model_copy(
+        update={
+            "event_id": payload["event_id"],
+            "event_type": "CommentCreated",
+            "payload": json.dumps(payload),
+        }
+    )
+    dynamodb.put_item(
+        TableName=names.resource(PREFIX, names.OUTBOX_TABLE),
+        Item=to_item(record.model_dump(exclude_none=True)),
+    )
+    return comment_id
+
+
+def test_a_rebuild_over_mixed_versions_equals_the_live_view(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN comments written by the version-1 code and by the current one, with and without
+    # an author, moderated and projected by the live path
+    _, post = api.post("/posts", {"title": "mixed"})
+    old = [write_as_the_version_1_code(post["id"], text) for text in ("old one", "an orange")]
+    api.post(f"/posts/{post['id']}/comments", {"content": "new one", "author": "Grace"})
+    api.post(f"/posts/{post['id']}/comments", {"content": "new apple"})
+    runner.drain()
+    archived = [
+        json.loads(e.payload)
+        for e in archive.history(settings.load(), archive.head(settings.load()).position)
+    ]
+    versions = {(e["type"], e["version"]) for e in archived}
+    assert {("CommentCreated", 1), ("CommentCreated", 2), ("CommentUpdated", 2)} <= versions
+    live = api.get(f"/posts/{post['id']}")[1]
+    assert [(c["content"], c["status"], c.get("author")) for c in live["comments"]] == [
+        ("old one", "approved", None),
+        ("an orange", "rejected", None),
+        ("new one", "approved", "Grace"),
+        ("new apple", "approved", None),
+    ]
+    assert [c["id"] for c in live["comments"][:2]] == old
+    # WHEN the view is rebuilt from the archive
+    recovery.rebuild(settings.load())
+    # THEN it is the live view, and the projection of the whole archive
+    assert api.get(f"/posts/{post['id']}")[1] == live
+    assert api.every_post()[1] == oracle_view()

@@ -176,13 +176,15 @@
     const item = document.createElement("li");
     item.className = "comment";
     item.dataset.commentId = id;
+    const author = document.createElement("span");
+    author.className = "author";
     const text = document.createElement("span");
     text.className = "text";
     const badge = document.createElement("span");
     badge.className = "badge unviewed";
     badge.textContent = "not in the view yet";
-    item.append(text, badge);
-    entry = { item, text, badge };
+    item.append(author, text, badge);
+    entry = { item, author, text, badge };
     node.comments.set(id, entry);
     return entry;
   }
@@ -209,6 +211,8 @@
       entry.item.className = `comment ${status}`;
       entry.item.dataset.status = status;
       setText(entry.text, status === "approved" ? String(comment.content) : STATUS_TEXT[status] || status);
+      setText(entry.author, comment.author ? `${String(comment.author)}:` : "");
+      entry.author.hidden = !comment.author;
       entry.badge.hidden = viewed;
       return entry.item;
     });
@@ -306,8 +310,11 @@
 
   async function addComment(postId, form) {
     const input = form.elements.namedItem("content");
+    const author = form.elements.namedItem("author");
+    const body = { content: input.value };
+    if (author && author.value.trim()) body.author = author.value;
     const comments = await act(form, `comment-${postId}`, "Could not add the comment", () =>
-      call("POST", `posts/${encodeURIComponent(postId)}/comments`, { content: input.value }),
+      call("POST", `posts/${encodeURIComponent(postId)}/comments`, body),
     );
     if (!comments) return;
     const title = (view[postId] || written.get(postId) || {}).title || "";
