@@ -13,7 +13,10 @@ partial and full drains of the event sources, the schedules, and faults:
 - any consumer (moderation, comments or query) paused, unsubscribed, or paused with its queue
   purged, and restored;
 - a rebuild with writes and partial drains while it reads the history;
-- archive buckets copied to S3 and expired from the table (TTL).
+- archive buckets copied to S3 and expired from the table (TTL);
+- deploy skew (``deploy_skew.py``): consumers running the code before a schema change while the
+  producer writes the new version, then upgraded; a newer producer's added field; a handler
+  failing for a while, then recovering.
 
 After the last step everything recovers, as an operator and the schedules would: SNS is back,
 the outage ends, the sweeper and the catch-up run, the sources drain. Then the invariant:
@@ -70,6 +73,7 @@ from functions.query.service import SUBSCRIPTION as QUERY
 from functions.subscriptions import checkpoint
 from operations import ops
 from tests.chaos.conftest import TALLY
+from tests.chaos.deploy_skew import SKEW_FAULTS, DeploySkew
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
 from tests.e2e.test_recovery import expire_segmented_records
@@ -112,6 +116,7 @@ FAULT_KINDS = (
     "rebuild_mid_stream",
     "long_grace_periods",
     *(f"outage_of_{consumer}" for consumer in names.CONSUMERS),
+    *SKEW_FAULTS,
 )
 """Every kind of fault the machine injects; the scripted scenario injects each one."""
 CONSUMER_WRITES = {
@@ -230,7 +235,7 @@ def take_all(queue: str) -> list[dict[str, Any]]:
     return taken
 
 
-class Pipeline(RuleBasedStateMachine):
+class Pipeline(DeploySkew, RuleBasedStateMachine):
     posts = Bundle("posts")
 
     def __init__(self) -> None:
@@ -253,6 +258,7 @@ class Pipeline(RuleBasedStateMachine):
         # The oracle: what the commands wrote, and what each comment must end as.
         self.titles: dict[str, str] = {}
         self.comments: dict[str, tuple[str, str, str]] = {}  # id: (post id, content, status)
+        self.authors: dict[str, str] = {}  # comment id: the author it was signed with
         self.shown_final: set[str] = set()  # comments the view has shown with their verdict
         # Faults in progress and their bookkeeping.
         self.sns_down: contextlib.ExitStack | None = None
@@ -267,6 +273,7 @@ class Pipeline(RuleBasedStateMachine):
         self.operations: Counter[str] = Counter()
         self.steps = -1  # the invariants also run once before the first step
         self.long_grace: contextlib.ExitStack | None = None
+        self._init_skew()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -276,12 +283,16 @@ class Pipeline(RuleBasedStateMachine):
         self.titles[body["id"]] = title
         return str(body["id"])
 
-    def _write_comment(self, post_id: str, content: str) -> None:
-        status, body = self.api.post(f"/posts/{post_id}/comments", {"content": content})
+    def _write_comment(self, post_id: str, content: str, author: str | None = None) -> None:
+        command = {"content": content} | ({"author": author} if author is not None else {})
+        status, body = self.api.post(f"/posts/{post_id}/comments", command)
         assert status == 201, body
         [new] = [c for c in body if c["id"] not in self.comments]
         assert (new["content"], new["status"]) == (content, "pending")
         self.comments[new["id"]] = (post_id, content, expected_status(content))
+        if author is not None:
+            self.authors[new["id"]] = author.strip()
+        assert new.get("author") == self.authors.get(new["id"])
 
     @rule(target=posts, titles=st.lists(TEXTS, min_size=1, max_size=3))
     def create_posts(self, titles: list[str]) -> MultipleResults[str]:
@@ -497,7 +508,11 @@ class Pipeline(RuleBasedStateMachine):
             self.long_grace.close()
             self.long_grace = None
 
-    @precondition(lambda self: (self.sns_down, self.outage, self.long_grace) == (None,) * 3)
+    @precondition(
+        lambda self: (
+            (self.sns_down, self.outage, self.long_grace) == (None,) * 3 and self._skew_healthy()
+        )
+    )
     @rule()
     def the_live_path_alone_converges(self) -> None:
         """With nothing down, the live path and the sweeper complete the view: no catch-up,
@@ -595,6 +610,7 @@ class Pipeline(RuleBasedStateMachine):
             for comment in post["comments"]:
                 owner, content, final = self.comments[comment["id"]]
                 assert (owner, comment["content"]) == (post_id, content)
+                assert comment.get("author") == self.authors.get(comment["id"]), comment
                 assert comment["status"] in ("pending", final), comment
                 if comment["status"] == final:
                     self.shown_final.add(comment["id"])
@@ -611,6 +627,7 @@ class Pipeline(RuleBasedStateMachine):
             if self.sns_down is not None:
                 self.sns_down.close()
             self._grace_over()
+            self._skew_over()
             self._resources.close()
 
     @staticmethod
@@ -630,7 +647,7 @@ class Pipeline(RuleBasedStateMachine):
             if record.event_type == "PostCreated" or record.event_id in counted:
                 continue  # a republished event is archived again under the same id
             counted.add(record.event_id)
-            event = events.parse_event(record.payload)
+            event = self._read_as_new_code(record.payload)
             caused.setdefault(event.aggregate_id, Counter())[event.type] += 1
             if isinstance(event, events.CommentModerated | events.CommentUpdated):
                 verdict = self.comments[event.aggregate_id][2]
@@ -668,12 +685,16 @@ class Pipeline(RuleBasedStateMachine):
         """What the schedules and an operator do once the faults are over."""
         self._sns_back()
         self._grace_over()
+        self._skew_over()
         if self.outage is not None:
             ops.outage_end(self.consumers, self.outage[0])
             self.outage = None
         self.runner.drain()
         self.runner.fire("outbox_sweeper")
         self.runner.drain()
+        self._catch_everyone_up()
+
+    def _catch_everyone_up(self) -> None:
         # Each consumer's scheduled catch-up; a decision made by one emits events the next
         # takes, so they run until a whole round leaves the archive head where it was.
         head = -1
@@ -749,7 +770,7 @@ class Pipeline(RuleBasedStateMachine):
         for row in state.consumers:
             assert (row.subscribed, row.paused, row.queue_depth) == (True, False, 0), row
         for row in state.consumers:
-            assert row.watermark == head, row
+            assert (row.watermark, row.lag, row.parked) == (head, 0, 0), row
         assert queue_depth(names.resource(PREFIX, names.PUBLISHER_FAILURES_QUEUE)) == 0
 
         # Each DLQ holds exactly the poison messages sent to its queue (less the purged).
@@ -839,6 +860,28 @@ def test_every_fault_in_one_scripted_scenario() -> None:
                     lambda c=consumer, mode=mode: m.outage_starts_or_ends(c, mode),  # ends it
                 )
             ),
+            # deploy skew: consumers on the code before authors, the producer ahead of them
+            lambda: m.consumers_run_old_code_or_are_upgraded(first, "lovely weather", " Ada "),
+            lambda: m._write_comment(second, "an orange", "Grace Hopper"),
+            m.drain_all,  # every consumer holds the comment events it cannot read
+            lambda: m.fire_schedule("moderation_catch_up"),  # and its catch-up too
+            lambda: m.newer_producer_writes_a_post("from a newer producer"),
+            m.drain_all,  # an added field: old consumers read it
+            lambda: m.consumers_run_old_code_or_are_upgraded(first, "x", None),  # upgraded
+            m.every_catch_up_runs,  # applies what they held
+            m.the_live_path_alone_converges,
+            # a handler failing for a while, then recovering
+            lambda: m.handler_fails_or_recovers("comments"),
+            lambda: m._write_comment(first, "x x", "Linus"),
+            m.drain_all,  # its tries, then parked: no dead letter
+            lambda: m.fire_schedule("comments_catch_up"),
+            lambda: m.handler_fails_or_recovers("comments"),  # recovers
+            lambda: m.handler_fails_or_recovers("query"),
+            lambda: m._write_comment(second, "lovely weather"),
+            m.drain_all,
+            lambda: m.handler_fails_or_recovers("query"),  # recovers
+            m.every_catch_up_runs,
+            m.the_live_path_alone_converges,
             lambda: m.outage_starts_or_ends("query", "purge"),  # a second purge within 60 s
             lambda: m._write_comment(second, "written while the purge was refused"),
             lambda: m.s3_fails("PutObject", times=1),
