@@ -249,3 +249,17 @@ def test_without_ops_endpoints_the_panel_is_hidden(
         expect(page.locator("#errors .error")).to_have_count(0)
         blog.publish("No panel here")
         blog.shot("deployed-no-ops-panel")
+
+
+def test_a_signed_comment_shows_its_author_as_text(blog: Blog) -> None:
+    # GIVEN a post, a comment signed with a name (blanks around it, markup in it) and one not
+    post = blog.publish("Signed comments")
+    post.locator("input[name=author]").fill("  Ada <b>L</b> ")
+    blog.comment(post, "Lovely weather")
+    post.locator("input[name=author]").fill("")
+    blog.comment(post, "Fine weather")
+    # THEN once moderated and in the view, the first shows its author, stripped, as text
+    expect(comment_texts(post, "approved")).to_have_text(["Lovely weather", "Fine weather"])
+    expect(post.locator(".comment .author:visible")).to_have_text(["Ada <b>L</b>:"])
+    expect(post.locator(".comment .author b")).to_have_count(0)
+    expect(post.locator(".badge.unviewed:visible")).to_have_count(0)
