@@ -165,11 +165,13 @@ class Failure(BaseModel):
     """This code cannot read it (a newer schema version, or not a valid event at all)."""
     first_failed_at: float
     last_failed_at: float
+    given_up: bool = False
+    """The live path acknowledged its message (received as often as tries allow)."""
 
     @property
     def parked(self) -> bool:
         """Reported and given up on by the queue: retried by catch-up only."""
-        return self.unreadable or self.tries >= names.PARK_AFTER_TRIES
+        return self.unreadable or self.given_up or self.tries >= names.PARK_AFTER_TRIES
 
 
 def _parked_part(position: int) -> str:
@@ -189,6 +191,7 @@ def _failure(subscription: Subscription, track: str, item: Item) -> Failure:
         unreadable=bool(values["unreadable"]),
         first_failed_at=float(values["first_failed_at"]),
         last_failed_at=float(values["last_failed_at"]),
+        given_up=bool(values.get("given_up", False)),
     )
 
 
@@ -202,17 +205,20 @@ def hold(
     event_type: str,
     reason: str,
     unreadable: bool,
+    given_up: bool = False,
 ) -> Failure:
-    """Record one failed try at ``position`` and hold it: two writes, on failures only."""
+    """Record one failed try at ``position`` and hold it: two writes, on failures only.
+    ``given_up``: the live path acknowledges its message now, whatever the tries."""
     client = aws.client("dynamodb")
     now = time.time()
+    give_up = ", #given_up = :given_up" if given_up else ""
     response = client.update_item(
         TableName=_table(settings, subscription),
         Key=key(subscription, track, _parked_part(position)),
         UpdateExpression=(
             "SET #position = :position, #event_id = :event_id, #event_type = :event_type, "
             "#reason = :reason, #unreadable = :unreadable, #last = :now, "
-            "#first = if_not_exists(#first, :now) ADD #tries :one"
+            f"#first = if_not_exists(#first, :now){give_up} ADD #tries :one"
         ),
         ExpressionAttributeNames={
             "#position": "position",
@@ -223,6 +229,7 @@ def hold(
             "#last": "last_failed_at",
             "#first": "first_failed_at",
             "#tries": "tries",
+            **({"#given_up": "given_up"} if given_up else {}),
         },
         ExpressionAttributeValues=to_item(
             {
@@ -233,6 +240,7 @@ def hold(
                 ":unreadable": unreadable,
                 ":now": now,
                 ":one": 1,
+                **({":given_up": True} if given_up else {}),
             }
         ),
         ReturnValues="ALL_NEW",

@@ -13,7 +13,8 @@ and, after the queue's ``maxReceiveCount``, is moved to the dead-letter queue.
 An archived event (one with its archive position) is never given up on that way. One of a
 schema version newer than this code reads is held in the checkpoint and acknowledged at once;
 one whose handler raises is held too, each try counted, and acknowledged once it has failed
-``names.PARK_AFTER_TRIES`` times (no later than the queue's ``maxReceiveCount``): parked.
+``names.PARK_AFTER_TRIES`` times or been received that many times (the template's
+``maxReceiveCount`` is no lower, so it is parked before SQS would dead-letter it).
 Catch-up retries held events on every run, from the archive. So the dead-letter queue holds
 what no code will ever read (poison), and the parked events what the consumer owes.
 """
@@ -56,6 +57,13 @@ def _position(record: SQSRecord) -> int | None:
     return int(value)
 
 
+def _received(record: SQSRecord) -> int:
+    """How many times SQS has handed this message out (a receive whose Lambda died counts too,
+    though no try was recorded): parked by then, it never reaches the dead-letter queue."""
+    count = record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", "1")
+    return int(count) if str(count).isdigit() else 1
+
+
 def _reason(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
@@ -72,7 +80,14 @@ def consume(
     """Read once a batch, at its first event (for the query view: one pointer read a batch)."""
     applied: list[int] = []
 
-    def hold(position: int, event_id: str, event_type: str, reason: str, unreadable: bool) -> bool:
+    def hold(
+        position: int,
+        event_id: str,
+        event_type: str,
+        reason: str,
+        unreadable: bool,
+        given_up: bool = False,
+    ) -> bool:
         """Hold the event at ``position`` on every track; whether it is now parked."""
         failures = [
             checkpoint.hold(
@@ -84,6 +99,7 @@ def consume(
                 event_type=event_type,
                 reason=reason,
                 unreadable=unreadable,
+                given_up=given_up,
             )
             for track in tracks()
         ]
@@ -119,7 +135,10 @@ def consume(
             raise
         except Exception as error:
             logger.error("message failed", message_id=record.message_id, reason=repr(error))
-            if position is not None and hold(position, event_id, event_type, repr(error), False):
+            if position is None:
+                raise
+            last = _received(record) >= names.PARK_AFTER_TRIES
+            if hold(position, event_id, event_type, repr(error), False, given_up=last):
                 logger.error("parked", message_id=record.message_id, position=position)
                 return  # acknowledged: catch-up retries it from the archive
             raise

@@ -13,6 +13,7 @@ import pytest
 
 from emulator.control import LocalConsumers
 from emulator.runner import EventSourceRunner
+from emulator.template import load
 from functions import archive, aws, events, names, settings
 from functions.dynamo import to_item
 from functions.events import PostCreated, PostData
@@ -263,3 +264,41 @@ def test_a_rebuild_over_mixed_versions_equals_the_live_view(
     # THEN it is the live view, and the projection of the whole archive
     assert api.get(f"/posts/{post['id']}")[1] == live
     assert api.every_post()[1] == oracle_view()
+
+
+def test_a_message_is_parked_on_its_last_receive_though_a_dead_lambda_left_no_try(
+    api: Api, runner: EventSourceRunner
+) -> None:
+    # GIVEN the query Lambda dying on its first batch (no try recorded), then its writes failing
+    source = runner.sources["query_consumer"]
+    handler = source._handler
+    died: list[int] = []
+
+    def dies_once(event: dict[str, Any], context: Any) -> Any:
+        if not died:
+            died.append(len(event["Records"]))
+            raise RuntimeError("the query Lambda died")
+        return handler(event, context)
+
+    source._handler = dies_once
+    crash = RuntimeError("the view's table is failing")
+    try:
+        with failing("dynamodb", "PutItem", crash, when=lambda p: writes_table(p, VIEW_TABLE)):
+            _, post = api.post("/posts", {"title": "received three times"})
+            runner.drain()
+    finally:
+        source._handler = handler
+    # THEN on its third receive (two tries) it was parked and acknowledged, not dead-lettered
+    assert died
+    assert receive_all(names.dead_letter_queue(PREFIX, "query")) == []
+    [parked] = ops.parked("query")
+    assert (parked.tries, parked.given_up, parked.parked) == (2, True, True)
+    # AND the catch-up applies it
+    runner.fire("query_catch_up")
+    assert api.get(f"/posts/{post['id']}")[1]["title"] == "received three times"
+
+
+def test_the_queues_give_up_no_sooner_than_the_live_path_parks() -> None:
+    """A failing message is parked by its last receive: SQS must not dead-letter it first."""
+    default = load()["Parameters"]["MaxReceiveCount"]["Default"]
+    assert int(default) >= names.PARK_AFTER_TRIES
