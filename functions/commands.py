@@ -6,10 +6,15 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 MAX_TITLE = 200
 MAX_CONTENT = 2000
+MAX_AUTHOR = 80
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
 Content = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT)
+]
+
+Author = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_AUTHOR)
 ]
 
 
@@ -23,3 +28,5 @@ class CreatePost(_Command):
 
 class CreateComment(_Command):
     content: Content
+    author: Author | None = None
+    """Optional: the name the comment is signed with."""

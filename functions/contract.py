@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
-from functions.commands import MAX_CONTENT, MAX_TITLE
+from functions.commands import MAX_AUTHOR, MAX_CONTENT, MAX_TITLE
 from functions.events import CommentStatus
 from functions.ids import MAX_ID
 
@@ -36,6 +36,11 @@ class Comment(_Wire):
         WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_CONTENT}),
     ] = None
     """Absent (never null) when the text is not served."""
+    author: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_AUTHOR}),
+    ] = None
+    """The author's name, if one was given: served with the text, never without it."""
 
 
 class Post(_Wire):
@@ -78,10 +83,18 @@ class Error(_Wire):
     error: ErrorBody
 
 
-def comment(comment_id: str, content: str, status: CommentStatus, own: bool = False) -> Comment:
-    """A comment as served: its text only when approved, or to its author (``own``)."""
-    shown = content if own or status == "approved" else None
-    return Comment(id=comment_id, status=status, content=shown)
+def comment(
+    comment_id: str,
+    content: str,
+    status: CommentStatus,
+    own: bool = False,
+    author: str | None = None,
+) -> Comment:
+    """A comment as served: its text and author's name only when approved, or to its author
+    (``own``)."""
+    if own or status == "approved":
+        return Comment(id=comment_id, status=status, content=content, author=author)
+    return Comment(id=comment_id, status=status)
 
 
 def dump(comment_: Comment) -> dict[str, object]:

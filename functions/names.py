@@ -52,6 +52,8 @@ OLDEST_UNSENT_METRIC: Final = "OldestUnsentOutboxAgeSeconds"
 CONSUMER_LAG_METRIC: Final = "ConsumerLagPositions"
 """Positions between a consumer's watermark and the archive head, with a ``Consumer`` dimension."""
 CONSUMER_DIMENSION: Final = "Consumer"
+PARKED_EVENTS_METRIC: Final = "ParkedEvents"
+"""Events a consumer parked: held below its watermark, not applied (``Consumer`` dimension)."""
 
 # Each consumer's checkpoint lives in its own table, under keys that start with this prefix:
 # the watermark (``watermark``) and the positions applied live above it (``seen#<bucket>``).
@@ -59,6 +61,14 @@ CONSUMER_DIMENSION: Final = "Consumer"
 CHECKPOINT_PREFIX: Final = "~checkpoint#"
 SEEN_BUCKET_SIZE: Final = 10_000
 """Positions per seen-marks item: one item stays far below DynamoDB's 400 KB item limit."""
+# Events a consumer could not apply (an unknown schema version, or a handler that raised) are
+# held: their positions in the ``held`` number set of the watermark's item, so the watermark is
+# read with them and never passes them; each one's failure record under ``parked#<position>``.
+HELD_ATTRIBUTE: Final = "held"
+PARKED_PART: Final = "parked"
+PARK_AFTER_TRIES: Final = 3
+"""Failed applications (live or catch-up) after which a readable event is parked: reported and
+acknowledged, no longer retried by its queue; catch-up retries it every run."""
 
 # SNS message attributes: the event type (for subscription filter policies) and the event's
 # global position in the archive (for consumers' watermarks).

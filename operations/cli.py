@@ -7,6 +7,7 @@
     blog replay moderation|comments|query --from-position N
     blog rebuild query
     blog dlq redrive moderation|comments|query
+    blog parked [moderation|comments|query]
 
 Every command takes ``--json`` (one JSON document on stdout) and ``--help`` (its arguments and
 examples). A progress bar is drawn on stderr only when stderr is a terminal. A bad argument is
@@ -39,6 +40,7 @@ from emulator.local import STAGE, endpoint
 from emulator.moto_env import use_emulator
 from functions import aws
 from functions.settings import VARIABLES as settings_variables
+from functions.subscriptions import checkpoint
 from operations import deployed, ops
 
 Consumer = Literal["moderation", "comments", "query"]
@@ -86,6 +88,10 @@ class Redrive(_Arguments):
     consumer: Consumer
 
 
+class Parked(_Arguments):
+    consumer: Consumer | None = None
+
+
 CONSUMERS: tuple[Consumer, ...] = get_args(Consumer)
 
 _EXAMPLES = """examples:
@@ -96,6 +102,7 @@ _EXAMPLES = """examples:
   blog replay query --from-position 1
   blog rebuild query
   blog dlq redrive moderation
+  blog parked query
   blog --stack blog-prod status --json
 
 consumers: moderation (decides comments), comments (applies decisions), query (the read view).
@@ -213,6 +220,18 @@ def _parser() -> argparse.ArgumentParser:
         "  blog dlq redrive moderation",
     )
     _consumer(redrive)
+    parked = _command(
+        commands,
+        "parked",
+        "events a consumer holds because it could not apply them; catch-up retries them",
+        "  blog parked\n  blog parked query --json",
+    )
+    parked.add_argument(
+        "consumer",
+        nargs="?",
+        metavar="{" + ",".join(CONSUMERS) + "}",
+        help="one consumer (default: every consumer)",
+    )
     return parser
 
 
@@ -241,18 +260,31 @@ def _progress_bar(label: str, stream: TextIO) -> Callable[[int, int], None] | No
 def _print_status(status: ops.Status) -> None:
     print(
         f"{'consumer':<11} {'subscribed':<10} {'paused':<6} {'queue':>5} {'dlq':>4}  "
-        f"{'watermark / head':<18} {'lag':>5}"
+        f"{'watermark / head':<18} {'lag':>5} {'parked':>6}"
     )
     for row in status.consumers:
         position = f"{row.watermark} / {row.archive_head}"
         print(
             f"{row.consumer:<11} {'yes' if row.subscribed else 'NO':<10} "
             f"{'YES' if row.paused else 'no':<6} {row.queue_depth:>5} {row.dlq_depth:>4}  "
-            f"{position:<18} {row.lag:>5}"
+            f"{position:<18} {row.lag:>5} {row.parked:>6}"
         )
     age = status.oldest_unsent_age_seconds
     oldest = f", oldest {age:.1f} s old" if age is not None else ""
     print(f"archive head {status.archive_head}; unsent outbox: {status.unsent_outbox}{oldest}")
+
+
+def _print_parked(held: list[checkpoint.Failure]) -> None:
+    if not held:
+        print("nothing parked")
+        return
+    print(f"{'consumer':<11} {'position':>8} {'event':<17} {'tries':>5} {'parked':<6}  reason")
+    for f in held:
+        print(
+            f"{f.consumer:<11} {f.position:>8} {f.event_type:<17} {f.tries:>5} "
+            f"{'YES' if f.parked else 'no':<6}  {f.reason[:100]}"
+        )
+    print("`blog catch-up CONSUMER` retries them (the scheduled catch-up does every minute).")
 
 
 def _print_fields(document: dict[str, Any], indent: str = "  ") -> None:
@@ -282,6 +314,7 @@ _COMMANDS: dict[str, type[_Arguments]] = {
     "rebuild": Rebuild,
     "replay": Replay,
     "dlq redrive": Redrive,
+    "parked": Parked,
 }
 
 
@@ -383,6 +416,12 @@ def run(argv: Sequence[str]) -> int:
             moved = ops.dlq_redrive(consumer)
             redriven = {"consumer": consumer, "moved": moved}
             _emit(as_json, f"{consumer}: {moved} messages moved back from the DLQ", redriven)
+        case Parked(consumer=consumer):
+            held = ops.parked(consumer)
+            if as_json:
+                print(json.dumps([{**f.model_dump(), "parked": f.parked} for f in held], indent=2))
+            else:
+                _print_parked(held)
     return 0
 
 

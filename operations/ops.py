@@ -145,7 +145,10 @@ class ConsumerStatus(BaseModel):
     """Archive position up to which the consumer has applied every event."""
     archive_head: int
     lag: int
-    """Positions between the watermark and the archive head."""
+    """Positions up to the archive head it has not applied: neither below the watermark nor
+    marked as applied by the live path. 0 for a healthy consumer."""
+    parked: int = 0
+    """Events it holds below its watermark and has given up retrying live: ``blog parked``."""
 
 
 class Status(BaseModel):
@@ -170,7 +173,8 @@ def status(consumers: Consumers) -> Status:
     age = (datetime.now(UTC) - oldest).total_seconds() if oldest else None
     rows = []
     for consumer in subscribers.ALL:
-        watermark = checkpoint.watermark(config, consumer, consumer.main_track(config))
+        track = consumer.main_track(config)
+        state = checkpoint.state(config, consumer, track)
         rows.append(
             ConsumerStatus(
                 consumer=consumer.name,
@@ -178,14 +182,30 @@ def status(consumers: Consumers) -> Status:
                 paused=consumers.is_paused(source_of(consumer.name)),
                 queue_depth=queue_depth(names.queue(config.prefix, consumer.name)),
                 dlq_depth=queue_depth(names.dead_letter_queue(config.prefix, consumer.name)),
-                watermark=watermark,
+                watermark=state.watermark,
                 archive_head=head,
-                lag=head - watermark,
+                lag=follower.lag(config, consumer, track, state.watermark, head),
+                parked=sum(
+                    f.parked for f in checkpoint.failures(config, consumer, track, state.held)
+                ),
             )
         )
     return Status(
         consumers=rows, archive_head=head, unsent_outbox=unsent, oldest_unsent_age_seconds=age
     )
+
+
+def parked(consumer: str | None = None) -> list[checkpoint.Failure]:
+    """Every held event of ``consumer`` (default: every consumer), parked or still being tried,
+    on its main track, in position order."""
+    config = settings.load()
+    chosen = [subscribers.by_name(consumer)] if consumer else list(subscribers.ALL)
+    found = []
+    for each in chosen:
+        track = each.main_track(config)
+        held = checkpoint.state(config, each, track).held
+        found += checkpoint.failures(config, each, track, held)
+    return found
 
 
 def rebuild(progress: recovery.Progress | None = None) -> recovery.RebuildReport:

@@ -45,9 +45,16 @@ def create_comment(
     comment that one created, among the post's newest comments as they are now.
     """
     comment = CommentData(
-        id=new_id(), postId=post_id, content=command.content, status="pending", commentVersion=1
+        id=new_id(),
+        postId=post_id,
+        content=command.content,
+        status="pending",
+        commentVersion=1,
+        author=command.author,
     )
-    created = contract.dump(contract.comment(comment.id, comment.content, "pending", own=True))
+    created = contract.dump(
+        contract.comment(comment.id, comment.content, "pending", own=True, author=comment.author)
+    )
     guard = None if key is None else idempotency.put_operation(settings, key, created)
     try:
         store.insert(settings, comment, CommentCreated.of(comment), guard)
@@ -71,7 +78,9 @@ def answer_page(settings: Settings, post_id: str, created: dict[str, Any]) -> li
     """``created`` among the post's newest other comments, oldest first, bounded."""
     newest = store.newest_for_post(settings, post_id, contract.MAX_ANSWER_COMMENTS)
     others = [c for c in newest if c.id != created["id"]][-(contract.MAX_ANSWER_COMMENTS - 1) :]
-    shown = [contract.dump(contract.comment(c.id, c.content, c.status)) for c in others]
+    shown = [
+        contract.dump(contract.comment(c.id, c.content, c.status, author=c.author)) for c in others
+    ]
     return sorted([*shown, created], key=lambda c: str(c["id"]))
 
 

@@ -31,6 +31,7 @@ def _to_comment(item: dict[str, Any]) -> CommentData:
         content=values["content"],
         status=values["status"],
         commentVersion=int(values["comment_version"]),
+        author=values.get("author"),
     )
 
 
@@ -57,6 +58,7 @@ def insert(
                     "content": comment.content,
                     "status": comment.status,
                     "comment_version": comment.comment_version,
+                    **({"author": comment.author} if comment.author is not None else {}),
                 }
             ),
             "ConditionExpression": "attribute_not_exists(#id)",

@@ -25,6 +25,7 @@ def moderate_comment(settings: Settings, event: CommentCreated) -> None:
         content=comment.content,
         status=moderate(comment.content, settings.banned_words),
         commentVersion=comment.comment_version,
+        author=comment.author,
     )
     moderated = CommentModerated.of(decision, derived_event_id("CommentModerated", comment.id))
     try:

@@ -42,6 +42,7 @@ class CommentRow(_Row):
     comment_id: str
     content: str
     status: CommentStatus
+    author: str | None = None
 
     @property
     def key(self) -> str:
@@ -68,6 +69,7 @@ def rows_for(event: Event) -> list[Row]:
                     comment_id=comment.id,
                     content=comment.content,
                     status=comment.status,
+                    author=comment.author,
                     version=comment.comment_version,
                 )
             ]
@@ -110,7 +112,7 @@ def render(rows: Iterable[Row]) -> dict[str, dict[str, object]]:
             comments.setdefault(row.post_id, []).append(row)
     for post_id, post in posts.items():
         post["comments"] = [
-            contract.dump(contract.comment(c.comment_id, c.content, c.status))
+            contract.dump(contract.comment(c.comment_id, c.content, c.status, author=c.author))
             for c in comments.get(post_id, [])
         ]
     return posts

@@ -84,18 +84,25 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
 
     events = 0
     present: set[int] = set()
+    """Positions folded (or of types with no rows): not holes, not held."""
+    unreadable: set[int] = set()
 
     def history() -> Iterable[Event]:
         nonlocal events
         reporter = (lambda done: progress(done, total)) if progress else None
         for archived in archive.history(settings, total, reporter):
             events += 1
-            present.add(archived.position)
             if archived.event_type not in _PROJECTED_TYPES:
+                present.add(archived.position)
                 continue  # no rows (CommentModerated): not worth parsing
             domain = follower.readable(archived)
-            if domain is not None:
+            if domain is None:
+                unreadable.add(archived.position)
+            else:
+                present.add(archived.position)
                 yield domain
+            # else: not applied, so the new version's watermark stays below it and its
+            # catch-up (below) holds it, as the live version's did
 
     view = projection.fold(history())
     rows = store.put_rows(settings, new, view.values())
@@ -103,10 +110,15 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
     old_holes = {
         p
         for p in range(1, total + 1)
-        if p not in present and archive.allocated_before(settings, p, cutoff, head)
+        if p not in present
+        and p not in unreadable
+        and archive.allocated_before(settings, p, cutoff, head)
     }
     watermark = follower.contiguous(0, present | old_holes)
     checkpoint.save_watermark(settings, SUBSCRIPTION, new, watermark)
+    # Folded above the watermark (behind a young hole or an event this code cannot read):
+    # marked, so the catch-up below applies only what the fold could not.
+    checkpoint.mark(settings, SUBSCRIPTION, new, [p for p in present if p > watermark])
     building = store.Pointer(active=old, building=new)
     # A ``store.PointerMoved`` from either save means another rebuild took over and owns the
     # switch; it propagates, and this version is left alone: the other rebuild retired it if

@@ -83,7 +83,7 @@ def row_item(version: str, row: Row) -> dict[str, Any]:
         PARTITION: post_partition(version, row.post_id),
         SORT: row.key,
         LISTING: listing_partition(version, bucket(row.post_id)),
-        **row.model_dump(),
+        **row.model_dump(exclude_none=True),
     }
 
 

@@ -5,8 +5,14 @@ that are neither below the watermark nor marked seen, and applies them with the 
 own handler (the live path's). With nothing missed it applies nothing. Progress is saved after
 every ``CHUNK`` positions, so a run cut short (a Lambda timeout on a long history) resumes.
 A missing position is a hole once it is older than the hole grace (the publisher that
-allocated it died); a younger one is left for a later run. An archived event this code cannot
-read is counted and logged, and passed over: it must not block the consumer for good.
+allocated it died); a younger one is left for a later run.
+
+An archived event is never passed over. One of the consumer's types that this code cannot read
+(a newer schema version: a producer deployed before this consumer) or whose handler raises is
+*held*: the watermark stays below it, the run goes on past it (what it applies above is marked),
+and every later run tries it again, so it is applied once the consumer is upgraded or the fault
+is gone. Unreadable, or after ``names.PARK_AFTER_TRIES`` tries, it is *parked*: counted in the
+``ParkedEvents`` metric, listed by ``blog parked``. One bad event never wedges the consumer.
 
 A consumer that starts from nothing (deployed late, or a new view version) has watermark 0,
 so its first catch-up delivers the whole history: a durable subscription with deliver-all.
@@ -21,7 +27,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
 from functions import archive, metrics, names
-from functions.events import Event, parse_event
+from functions.events import Event, UnknownVersion, parse_event
 from functions.settings import Settings
 from functions.settings import load as load_settings
 from functions.subscriptions import checkpoint
@@ -52,11 +58,16 @@ class CatchUpReport(BaseModel):
     holes_pending: int = 0
     """Missing positions too young to call holes; a later run looks again."""
     unreadable: int = 0
-    """Archived events this code cannot parse (logged); passed over like holes."""
-
-    @property
-    def lag(self) -> int:
-        return self.head - self.watermark_after
+    """Archived events of its types this code cannot read (a newer version): held, parked."""
+    failed: int = 0
+    """Events whose handler raised this run: held, parked after ``PARK_AFTER_TRIES`` tries."""
+    released: int = 0
+    """Held events applied now (after an upgrade, or once the fault was gone)."""
+    parked: int = 0
+    """Events parked for this track after the run (unreadable, or failed too often)."""
+    lag: int = 0
+    """Archived events of its types up to the head it has not applied (``lag``): after a run,
+    the ones it holds. A missing position (a hole, or a publisher still writing) is no event."""
 
 
 def contiguous(start: int, covered: set[int]) -> int:
@@ -73,33 +84,43 @@ def catch_up(
     progress: Progress | None = None,
 ) -> CatchUpReport:
     """Bring ``track`` (default: the main one) up to the archive head."""
-    head, report = _start(settings, subscription, track)
+    head, report, held = _start(settings, subscription, track)
     track, before = report.track, report.watermark_before
     # Marks from the watermark's own bucket on: live deliveries that a catch-up had already
     # covered leave marks just below it, and this run removes them.
     marked = checkpoint.seen(settings, subscription, track, before, head.position)
     covered = set(marked)
+    # Held events the live path has applied since (a redelivery): released.
+    released = {p for p in held if p in covered or p <= before}
+    outcome = _Outcome()
     after = before
     for start in range(before + 1, head.position + 1, CHUNK):
         window = range(start, min(start + CHUNK, head.position + 1))
         missing = [p for p in window if p not in covered]
         with subscription.batch():
-            applied = _apply(settings, subscription, track, missing, head, report)
+            applied = _apply(settings, subscription, track, missing, head, report, outcome)
         covered |= applied
         reached = contiguous(after, covered)
         if reached > after:
             checkpoint.save_watermark(settings, subscription, track, reached)
             after = reached
-        # Applied above the watermark (behind a young hole): marked, so no later run redoes it.
+        # Applied above the watermark (behind a young hole or a held event): marked, so no
+        # later run redoes it.
         above = [p for p in applied if p > after]
         if above:
             checkpoint.mark(settings, subscription, track, above)
         if progress is not None:
             progress(window.stop - 1 - before, head.position - before)
+    released |= held & covered
+    checkpoint.release(settings, subscription, track, released)
     folded = [p for p in marked if p <= after]
     if folded:
         checkpoint.forget(settings, subscription, track, folded)
     report.watermark_after = after
+    report.released = len(released)
+    report.parked = sum(f.parked for f in outcome.failures)
+    # Every position up to the head was read: what is not applied is what it holds.
+    report.lag = report.unreadable + report.failed
     return report
 
 
@@ -108,30 +129,55 @@ def replay(
 ) -> CatchUpReport:
     """Re-apply every archived event from ``from_position`` to the head; harmless, as every
     handler is idempotent. The checkpoint is not changed."""
-    head, report = _start(settings, subscription, track)
+    head, report, _held = _start(settings, subscription, track)
     track = report.track
+    outcome = _Outcome(hold=False)
     for start in range(max(from_position, 1), head.position + 1, CHUNK):
         window = list(range(start, min(start + CHUNK, head.position + 1)))
         with subscription.batch():
-            _apply(settings, subscription, track, window, head, report)
+            _apply(settings, subscription, track, window, head, report, outcome)
+    report.lag = report.unreadable + report.failed
     return report
+
+
+def lag(
+    settings: Settings, subscription: Subscription, track: str, watermark: int, head: int
+) -> int:
+    """Archived events of its types up to ``head`` that ``track`` has not applied: above the
+    watermark and not marked by the live path. Reads the archive at the unmarked positions
+    only (the live path never marks events of other types: their queue never gets them)."""
+    if head <= watermark:
+        return 0
+    marked = checkpoint.seen(settings, subscription, track, watermark + 1, head)
+    unmarked = [p for p in range(watermark + 1, head + 1) if p not in marked]
+    found = archive.read(settings, unmarked)
+    return sum(1 for e in found.values() if e.event_type in subscription.event_types)
 
 
 def _start(
     settings: Settings, subscription: Subscription, track: str | None
-) -> tuple[archive.Head, CatchUpReport]:
-    """The archive head, and a report on ``track`` (default: the main one) from its watermark."""
+) -> tuple[archive.Head, CatchUpReport, set[int]]:
+    """The archive head, a report on ``track`` (default: the main one) from its watermark,
+    and the positions held below it."""
     track = track or subscription.main_track(settings)
     head = archive.head(settings)
-    watermark = checkpoint.watermark(settings, subscription, track)
+    state = checkpoint.state(settings, subscription, track)
     report = CatchUpReport(
         consumer=subscription.name,
         track=track,
         head=head.position,
-        watermark_before=watermark,
-        watermark_after=watermark,
+        watermark_before=state.watermark,
+        watermark_after=state.watermark,
     )
-    return head, report
+    return head, report, state.held
+
+
+class _Outcome:
+    """What a run's failures came to; ``hold``: record them in the checkpoint (not replay)."""
+
+    def __init__(self, hold: bool = True) -> None:
+        self.hold = hold
+        self.failures: list[checkpoint.Failure] = []
 
 
 def _apply(
@@ -141,8 +187,10 @@ def _apply(
     missing: list[int],
     head: archive.Head,
     report: CatchUpReport,
+    outcome: _Outcome,
 ) -> set[int]:
-    """Apply the archived events at ``missing``; the positions now covered."""
+    """Apply the archived events at ``missing``; the positions now covered. An event of the
+    consumer's types that cannot be applied is not covered: it is held (``_hold``)."""
     report.behind += len(missing)
     found = archive.read(settings, missing)
     cutoff = time.time() - settings.hole_grace_seconds
@@ -156,27 +204,69 @@ def _apply(
             else:
                 report.holes_pending += 1
             continue
-        covered.add(position)
-        event = readable(archived)
-        if event is None:
-            report.unreadable += 1
-        elif type(event) in subscription.handlers:
-            subscription.handle(settings, event, track)
-            report.recovered += 1
-        else:
+        if archived.event_type not in subscription.event_types:
             report.ignored += 1
+            covered.add(position)
+            continue
+        try:
+            event = parse_event(archived.payload)
+        except (UnknownVersion, ValidationError) as error:
+            report.unreadable += 1
+            _hold(settings, subscription, track, archived, str(error), True, outcome)
+            continue
+        try:
+            subscription.handle(settings, event, track)
+        except Exception as error:
+            report.failed += 1
+            _hold(settings, subscription, track, archived, repr(error), False, outcome)
+            continue
+        covered.add(position)
+        report.recovered += 1
     return covered
+
+
+def _hold(
+    settings: Settings,
+    subscription: Subscription,
+    track: str,
+    archived: archive.ArchivedEvent,
+    reason: str,
+    unreadable: bool,
+    outcome: _Outcome,
+) -> None:
+    """Log an event that could not be applied and, in a catch-up, hold it."""
+    logger.error(
+        "unreadable archived event" if unreadable else "archived event failed",
+        consumer=subscription.name,
+        track=track,
+        position=archived.position,
+        event_id=archived.event_id,
+        reason=reason,
+    )
+    if outcome.hold:
+        outcome.failures.append(
+            checkpoint.hold(
+                settings,
+                subscription,
+                track,
+                position=archived.position,
+                event_id=archived.event_id,
+                event_type=archived.event_type,
+                reason=reason,
+                unreadable=unreadable,
+            )
+        )
 
 
 def readable(archived: archive.ArchivedEvent) -> Event | None:
     """The archived event, or None (logged) if this code cannot read it (e.g. a newer schema).
 
-    One unreadable record must not stop recovery for good: it is counted and passed over,
-    as the live path sends the same message to its dead-letter queue.
+    For readers that hold nothing (a rebuild's fold): the caller must not count the position
+    as applied; the rebuild leaves its watermark below it, and its catch-up holds it.
     """
     try:
         return parse_event(archived.payload)
-    except ValidationError as error:
+    except (UnknownVersion, ValidationError) as error:
         logger.error(
             "unreadable archived event",
             position=archived.position,
@@ -192,11 +282,9 @@ def scheduled(subscription: Subscription) -> dict[str, Any]:
     report = catch_up(config, subscription)
     if report.behind:
         logger.info(f"{subscription.name} catch-up", **report.model_dump())
-    metrics.publish(
-        config,
-        names.CONSUMER_LAG_METRIC,
-        report.lag,
-        MetricUnit.Count,
-        {names.CONSUMER_DIMENSION: subscription.name},
-    )
+    if report.parked:
+        logger.error(f"{subscription.name} has parked events", parked=report.parked)
+    dimensions = {names.CONSUMER_DIMENSION: subscription.name}
+    metrics.publish(config, names.CONSUMER_LAG_METRIC, report.lag, MetricUnit.Count, dimensions)
+    metrics.publish(config, names.PARKED_EVENTS_METRIC, report.parked, MetricUnit.Count, dimensions)
     return report.model_dump()

@@ -45,6 +45,11 @@ class Subscription:
     def consumes(self) -> tuple[type[Any], ...]:
         return tuple(self.handlers)
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The names of the event types it consumes (as in the archive's ``event_type``)."""
+        return frozenset(cls.model_fields["type"].default for cls in self.handlers)
+
     def main_track(self, settings: Settings) -> str:
         """The track catch-up, replay and status use by default (the query view's active one)."""
         return self.tracks(settings)[0]

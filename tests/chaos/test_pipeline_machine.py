@@ -17,6 +17,9 @@ partial and full drains of the event sources, the schedules, and faults:
 - time (``tests/chaos/time_steps.py``): the clock moves from a minute to 30 days with every
   expiry and retention enforced as AWS documents it, outages longer than every retention, and
   handlers that run past their timeout.
+- deploy skew (``deploy_skew.py``): consumers running the code before a schema change while the
+  producer writes the new version, then upgraded; a newer producer's added field; a handler
+  failing for a while, then recovering.
 
 After the last step everything recovers, as an operator and the schedules would: SNS is back,
 the outage ends, the sweeper and the catch-up run, the sources drain. Then the invariant:
@@ -74,6 +77,7 @@ from functions.query.service import SUBSCRIPTION as QUERY
 from functions.subscriptions import checkpoint
 from operations import ops
 from tests.chaos.conftest import TALLY
+from tests.chaos.deploy_skew import SKEW_FAULTS, DeploySkew
 from tests.chaos.time_steps import TimeSteps
 from tests.conftest import Api
 from tests.e2e.test_outages import oracle_view
@@ -117,6 +121,7 @@ FAULT_KINDS = (
     "rebuild_mid_stream",
     "long_grace_periods",
     *(f"outage_of_{consumer}" for consumer in names.CONSUMERS),
+    *SKEW_FAULTS,
 )
 """Every kind of fault the machine injects; the scripted scenario injects each one."""
 CONSUMER_WRITES = {
@@ -197,7 +202,7 @@ POISON: dict[str, Callable[[int], str]] = {
         {
             "event_id": f"poison-{n}",
             "type": "PostCreated",
-            "version": 2,
+            "version": 99,
             "occurred_at": "2026-01-01T00:00:00Z",
             "aggregate_id": f"p{n}",
             "data": {"id": f"p{n}", "title": "from the future"},
@@ -235,7 +240,7 @@ def take_all(queue: str) -> list[dict[str, Any]]:
     return taken
 
 
-class Pipeline(TimeSteps, RuleBasedStateMachine):
+class Pipeline(TimeSteps, DeploySkew, RuleBasedStateMachine):
     posts = Bundle("posts")
 
     def __init__(self) -> None:
@@ -260,6 +265,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         # The oracle: what the commands wrote, and what each comment must end as.
         self.titles: dict[str, str] = {}
         self.comments: dict[str, tuple[str, str, str]] = {}  # id: (post id, content, status)
+        self.authors: dict[str, str] = {}  # comment id: the author it was signed with
         self.shown_final: set[str] = set()  # comments the view has shown with their verdict
         # Faults in progress and their bookkeeping.
         self.sns_down: contextlib.ExitStack | None = None
@@ -274,6 +280,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         self.operations: Counter[str] = Counter()
         self.steps = -1  # the invariants also run once before the first step
         self.long_grace: contextlib.ExitStack | None = None
+        self._init_skew()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -283,12 +290,16 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         self.titles[body["id"]] = title
         return str(body["id"])
 
-    def _write_comment(self, post_id: str, content: str) -> None:
-        status, body = self.api.post(f"/posts/{post_id}/comments", {"content": content})
+    def _write_comment(self, post_id: str, content: str, author: str | None = None) -> None:
+        command = {"content": content} | ({"author": author} if author is not None else {})
+        status, body = self.api.post(f"/posts/{post_id}/comments", command)
         assert status == 201, body
         [new] = [c for c in body if c["id"] not in self.comments]
         assert (new["content"], new["status"]) == (content, "pending")
         self.comments[new["id"]] = (post_id, content, expected_status(content))
+        if author is not None:
+            self.authors[new["id"]] = author.strip()
+        assert new.get("author") == self.authors.get(new["id"])
 
     @rule(target=posts, titles=st.lists(TEXTS, min_size=1, max_size=3))
     def create_posts(self, titles: list[str]) -> MultipleResults[str]:
@@ -525,6 +536,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         lambda self: (
             (self.sns_down, self.outage, self.long_grace) == (None,) * 3
             and not self.queues_outlived
+            and self._skew_healthy()
         )
     )
     @rule()
@@ -623,6 +635,10 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
             assert post["title"] == self.titles[post_id]
             for comment in post["comments"]:
                 owner, content, final = self.comments[comment["id"]]
+                served_author = (
+                    self.authors.get(comment["id"]) if comment["status"] == "approved" else None
+                )
+                assert comment.get("author") == served_author, comment
                 assert comment["status"] in ("pending", final), comment
                 served = content if comment["status"] == "approved" else None  # docs/api.md
                 assert (owner, comment.get("content")) == (post_id, served)
@@ -641,6 +657,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
             if self.sns_down is not None:
                 self.sns_down.close()
             self._grace_over()
+            self._skew_over()
             self._resources.close()
 
     @staticmethod
@@ -660,7 +677,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
             if record.event_type == "PostCreated" or record.event_id in counted:
                 continue  # a republished event is archived again under the same id
             counted.add(record.event_id)
-            event = events.parse_event(record.payload)
+            event = self._read_as_new_code(record.payload)
             caused.setdefault(event.aggregate_id, Counter())[event.type] += 1
             if isinstance(event, events.CommentModerated | events.CommentUpdated):
                 verdict = self.comments[event.aggregate_id][2]
@@ -698,12 +715,16 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         """What the schedules and an operator do once the faults are over."""
         self._sns_back()
         self._grace_over()
+        self._skew_over()
         if self.outage is not None:
             ops.outage_end(self.consumers, self.outage[0])
             self.outage = None
         self.runner.drain()
         self.runner.fire("outbox_sweeper")
         self.runner.drain()
+        self._catch_everyone_up()
+
+    def _catch_everyone_up(self) -> None:
         # Each consumer's scheduled catch-up; a decision made by one emits events the next
         # takes, so they run until a whole round leaves the archive head where it was.
         head = -1
@@ -783,7 +804,7 @@ class Pipeline(TimeSteps, RuleBasedStateMachine):
         for row in state.consumers:
             assert (row.subscribed, row.paused, row.queue_depth) == (True, False, 0), row
         for row in state.consumers:
-            assert row.watermark == head, row
+            assert (row.watermark, row.lag, row.parked) == (head, 0, 0), row
         assert queue_depth(names.resource(PREFIX, names.PUBLISHER_FAILURES_QUEUE)) == 0
 
         # Each DLQ holds exactly the poison messages sent to its queue (less the purged).
@@ -873,6 +894,28 @@ def test_every_fault_in_one_scripted_scenario() -> None:
                     lambda c=consumer, mode=mode: m.outage_starts_or_ends(c, mode),  # ends it
                 )
             ),
+            # deploy skew: consumers on the code before authors, the producer ahead of them
+            lambda: m.consumers_run_old_code_or_are_upgraded(first, "lovely weather", " Ada "),
+            lambda: m._write_comment(second, "an orange", "Grace Hopper"),
+            m.drain_all,  # every consumer holds the comment events it cannot read
+            lambda: m.fire_schedule("moderation_catch_up"),  # and its catch-up too
+            lambda: m.newer_producer_writes_a_post("from a newer producer"),
+            m.drain_all,  # an added field: old consumers read it
+            lambda: m.consumers_run_old_code_or_are_upgraded(first, "x", None),  # upgraded
+            m.every_catch_up_runs,  # applies what they held
+            m.the_live_path_alone_converges,
+            # a handler failing for a while, then recovering
+            lambda: m.handler_fails_or_recovers("comments"),
+            lambda: m._write_comment(first, "x x", "Linus"),
+            m.drain_all,  # its tries, then parked: no dead letter
+            lambda: m.fire_schedule("comments_catch_up"),
+            lambda: m.handler_fails_or_recovers("comments"),  # recovers
+            lambda: m.handler_fails_or_recovers("query"),
+            lambda: m._write_comment(second, "lovely weather"),
+            m.drain_all,
+            lambda: m.handler_fails_or_recovers("query"),  # recovers
+            m.every_catch_up_runs,
+            m.the_live_path_alone_converges,
             lambda: m.outage_starts_or_ends("query", "purge"),  # a second purge within 60 s
             lambda: m._write_comment(second, "written while the purge was refused"),
             lambda: m.s3_fails("PutObject", times=1),

@@ -97,7 +97,7 @@ class TimeSteps:
     def _write_post(self, title: str) -> str:
         raise NotImplementedError
 
-    def _write_comment(self, post_id: str, content: str) -> None:
+    def _write_comment(self, post_id: str, content: str, author: str | None = None) -> None:
         raise NotImplementedError
 
     def sns_goes_down_or_comes_back(self) -> None:

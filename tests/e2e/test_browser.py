@@ -327,3 +327,17 @@ def test_polls_ask_if_none_match_and_back_off_while_hidden(blog: Blog) -> None:
     with page.expect_request(lambda r: re.search(r"/posts(\?|$)", r.url) is not None):
         set_hidden(page, False)
     assert len(polls) > count
+
+
+def test_a_signed_comment_shows_its_author_as_text(blog: Blog) -> None:
+    # GIVEN a post, a comment signed with a name (blanks around it, markup in it) and one not
+    post = blog.publish("Signed comments")
+    post.locator("input[name=author]").fill("  Ada <b>L</b> ")
+    blog.comment(post, "Lovely weather")
+    post.locator("input[name=author]").fill("")
+    blog.comment(post, "Fine weather")
+    # THEN once moderated and in the view, the first shows its author, stripped, as text
+    expect(comment_texts(post, "approved")).to_have_text(["Lovely weather", "Fine weather"])
+    expect(post.locator(".comment .author:visible")).to_have_text(["Ada <b>L</b>:"])
+    expect(post.locator(".comment .author b")).to_have_count(0)
+    expect(post.locator(".badge.unviewed:visible")).to_have_count(0)

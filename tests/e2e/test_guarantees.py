@@ -22,7 +22,6 @@ from operations import ops
 from tests.conftest import Api
 from tests.e2e.conftest import Records
 from tests.e2e.test_outages import oracle_view
-from tests.e2e.test_poison_messages import MAX_RECEIVE_COUNT
 from tests.e2e.test_recovery import expire_every_ttl_item, posts_with_comments
 from tests.e2e.test_redelivery import subscribe_tap
 from tests.faults import failing, failing_entries
@@ -154,7 +153,7 @@ CONSUMER_WRITE = {
 
 
 @pytest.mark.parametrize("consumer", sorted(CONSUMER_WRITE))
-def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
+def test_a_message_whose_handler_raised_comes_back_then_is_parked_and_applied_once_fixed(
     api: Api, runner: EventSourceRunner, service_logs: Records, consumer: str
 ) -> None:
     operation, suffix, handled = CONSUMER_WRITE[consumer]
@@ -167,28 +166,34 @@ def test_a_message_whose_handler_raised_comes_back_then_waits_in_the_dlq(
     # WHEN everything drains, with the consumer's own writes failing (every other hop works)
     with failing("dynamodb", operation, crash, when=lambda p: writes_table(p, table)) as failed:
         runner.drain()
-    # THEN each message it failed on was received maxReceiveCount times, then moved to its DLQ
+    # THEN each message it failed on was received 3 times, then parked (acknowledged: it is
+    # in the archive, so no dead letter), its watermark held below it
     config = settings.load()
     expected = {
-        e.event_id
+        e.event_id: e.position
         for e in archive.history(config, archive.head(config).position)
         if e.event_type in handled
     }
     assert expected
-    assert len(failed) == MAX_RECEIVE_COUNT * len(expected)
-    dead = [json.loads(body)["event_id"] for body in peek_bodies(dlq)]
-    assert sorted(dead) == sorted(expected)
+    assert len(failed) == names.PARK_AFTER_TRIES * len(expected)
+    assert peek_bodies(dlq) == []
+    parked = ops.parked(consumer)
+    assert {f.event_id: f.position for f in parked} == expected
+    assert all(f.parked and f.tries == names.PARK_AFTER_TRIES for f in parked)
+    assert all(repr(crash) == f.reason for f in parked)
     # AND every failed receive was logged as an error, with its message id and the cause
     lines = [r for r in service_logs.records if r.getMessage() == "message failed"]
-    assert len(lines) == MAX_RECEIVE_COUNT * len(expected)
+    assert len(lines) == names.PARK_AFTER_TRIES * len(expected)
     assert {r.levelno for r in lines} == {logging.ERROR}
     assert {getattr(r, "reason", None) for r in lines} == {repr(crash)}
     assert len({getattr(r, "message_id", None) for r in lines} - {None}) == len(expected)
-    # WHEN the cause is fixed and the DLQ redriven
-    assert ops.dlq_redrive(consumer) == len(expected)
-    runner.drain()
-    # THEN the comment ends approved, shown in the view
+    # WHEN the cause is fixed and the consumers' scheduled catch-ups run
+    for name in ("moderation", "comments", "query"):
+        runner.fire(f"{name}_catch_up")
+        runner.drain()
+    # THEN the comment ends approved, shown in the view, and nothing is parked
     assert api.get(f"/posts/{post['id']}")[1]["comments"][0]["status"] == "approved"
+    assert ops.parked() == []
 
 
 # -- the archive: its S3 tier is read ---------------------------------------------------------

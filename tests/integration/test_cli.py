@@ -19,6 +19,7 @@ from operations import cli
         ["catch-up", "nobody"],
         ["replay", "nobody", "--from-position", "1"],
         ["dlq", "redrive", "nobody"],
+        ["parked", "nobody"],
         ["rebuild", "moderation"],
         ["outage", "start", "query", "--mode", "sideways"],
         ["replay", "query", "--from-position", "0"],
@@ -49,6 +50,7 @@ def test_every_consumer_is_accepted_by_every_consumer_command(consumer: str) -> 
         (["catch-up", consumer], cli.CatchUp),
         (["replay", consumer, "--from-position", "3"], cli.Replay),
         (["dlq", "redrive", consumer], cli.Redrive),
+        (["parked", consumer], cli.Parked),
     ]:
         assert cli.parse(arguments).model_dump()["consumer"] == consumer
         assert isinstance(cli.parse(arguments), model)
@@ -79,6 +81,7 @@ LEAVES = [
     ["rebuild"],
     ["replay"],
     ["dlq", "redrive"],
+    ["parked"],
 ]
 
 
@@ -101,6 +104,7 @@ def test_every_command_has_examples_and_json(
         ["rebuild", "query", "--json"],
         ["replay", "query", "--from-position", "1", "--json"],
         ["dlq", "redrive", "query", "--json"],
+        ["parked", "--json"],
     ],
     ids=lambda arguments: " ".join(arguments[:2]),
 )
@@ -113,7 +117,7 @@ def test_the_top_level_help_lists_every_command_and_the_exit_codes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     shown = help_of([], capsys)
-    for command in ("status", "outage", "catch-up", "rebuild", "replay", "dlq"):
+    for command in ("status", "outage", "catch-up", "rebuild", "replay", "dlq", "parked"):
         assert command in shown
     assert "2 a bad argument (nothing changed)" in shown
 
@@ -142,3 +146,10 @@ def test_progress_is_drawn_only_on_a_terminal() -> None:
     assert shown.count("\r") == 2
     assert " 50% (5/10 positions)" in shown
     assert shown.endswith("100% (10/10 positions)\n")
+
+
+def test_parked_names_one_consumer_or_lists_them_all() -> None:
+    assert cli.parse(["parked"]) == cli.Parked(consumer=None)
+    assert cli.parse(["parked", "query", "--json"]) == cli.Parked(
+        consumer="query", json_output=True
+    )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from functions import archive, names, settings
+from functions import archive, events, names, settings
 from functions.events import CommentCreated, CommentData, Event, PostCreated, PostData
 from functions.settings import Settings
 from functions.subscriptions import checkpoint, follower
@@ -164,7 +164,9 @@ def test_a_young_hole_holds_the_watermark_and_what_is_applied_above_it_is_marked
     report = follower.catch_up(settings.load(), subscription)
     # THEN the watermark stops below the first hole; what lies above it is applied and marked
     assert (report.watermark_after, report.holes_pending, report.holes_skipped) == (1, 2, 0)
-    assert (report.behind, report.recovered, report.lag) == (5, 3, 4)
+    # AND its lag is the events it has not applied: none (holes are no events; 3 and 5 are
+    # applied and marked)
+    assert (report.behind, report.recovered, report.lag) == (5, 3, 0)
     assert checkpoint.seen(settings.load(), subscription, "main", 0, 5) == {3, 5}
     # WHEN the holes are old enough, and the subscriber catches up again
     monkeypatch.setenv("ARCHIVE_HOLE_GRACE_SECONDS", "0")
@@ -195,16 +197,27 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
         result = follower.scheduled(tap(Recorder()))
     finally:
         follower.logger.setLevel(level)
-    # THEN it returns its report, and publishes the lag behind the hole, for this consumer
+    # THEN it returns its report, and publishes its lag (0: 3 is applied and marked, a hole is
+    # no event) and its parked events (none), for this consumer
     assert (result["watermark_after"], result["head"], result["recovered"]) == (1, 3, 2)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [
-        (m[names.CONSUMER_LAG_METRIC], m[names.CONSUMER_DIMENSION], m[names.METRIC_DIMENSION])
+    metrics = [
+        (name, m[name], m[names.CONSUMER_DIMENSION], m[names.METRIC_DIMENSION])
         for m in lines
         if "_aws" in m
-    ] == [([2.0], "tap", settings.load().prefix)]
-    [definition] = [d for m in lines if "_aws" in m for d in m["_aws"]["CloudWatchMetrics"]]
-    assert definition["Metrics"] == [{"Name": names.CONSUMER_LAG_METRIC, "Unit": "Count"}]
+        for name in (names.CONSUMER_LAG_METRIC, names.PARKED_EVENTS_METRIC)
+        if name in m
+    ]
+    prefix = settings.load().prefix
+    assert metrics == [
+        (names.CONSUMER_LAG_METRIC, [0.0], "tap", prefix),
+        (names.PARKED_EVENTS_METRIC, [0.0], "tap", prefix),
+    ]
+    definitions = [d for m in lines if "_aws" in m for d in m["_aws"]["CloudWatchMetrics"]]
+    assert [d["Metrics"] for d in definitions] == [
+        [{"Name": names.CONSUMER_LAG_METRIC, "Unit": "Count"}],
+        [{"Name": names.PARKED_EVENTS_METRIC, "Unit": "Count"}],
+    ]
     # AND it logs what it did, under the consumer's name
     [line] = [json.loads(line) for line in logged.getvalue().splitlines()]
     assert line["message"] == "tap catch-up"
@@ -212,7 +225,7 @@ def test_the_scheduled_catch_up_publishes_the_lag_it_leaves(
 
 
 @pytest.mark.usefixtures("deployed")
-def test_every_unreadable_archived_event_is_counted_logged_and_passed_over(
+def test_every_unreadable_archived_event_is_parked_logged_and_never_passed_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN two archived records this code cannot read, around a post
@@ -238,9 +251,18 @@ def test_every_unreadable_archived_event_is_counted_logged_and_passed_over(
     monkeypatch.setattr(follower.logger.registered_handler, "stream", logged)
     # WHEN the subscriber catches up
     report = follower.catch_up(config, tap(recorder))
-    # THEN both are counted, the post is applied, and the watermark passes them all
-    assert (report.unreadable, report.recovered, report.watermark_after) == (2, 1, 3)
+    # THEN both are parked, the post is applied and marked, and the watermark stays below them
+    assert (report.unreadable, report.recovered, report.watermark_after) == (2, 1, 0)
+    assert (report.parked, report.lag) == (2, 2)
     assert recorder.calls == [("p2", "main")]
+    subscription = tap(recorder)
+    assert checkpoint.state(config, subscription, "main").held == {positions[0], positions[2]}
+    assert checkpoint.seen(config, subscription, "main", 0, 3) == {positions[1]}
+    parked = checkpoint.failures(config, subscription, "main", [positions[0], positions[2]])
+    assert [(f.position, f.event_id, f.unreadable, f.parked, f.tries) for f in parked] == [
+        (positions[0], "x", True, True, 1),
+        (positions[2], "x", True, True, 1),
+    ]
     # AND each is logged with its position, its event id and the reason
     lines = [json.loads(line) for line in logged.getvalue().splitlines()]
     assert [(x["message"], x["position"], x["event_id"]) for x in lines] == [
@@ -248,3 +270,75 @@ def test_every_unreadable_archived_event_is_counted_logged_and_passed_over(
         ("unreadable archived event", positions[2], "x"),
     ]
     assert all("Invalid JSON" in x["reason"] for x in lines)
+
+
+@dataclass
+class Flaky(Recorder):
+    """A recording handler that raises for the posts in ``failing`` while they are there."""
+
+    failing: set[str] = field(default_factory=set)
+
+    def __call__(self, _settings: Settings, event: Event, track: str) -> None:
+        if event.aggregate_id in self.failing:
+            raise RuntimeError(f"cannot apply {event.aggregate_id}")
+        super().__call__(_settings, event, track)
+
+
+@pytest.mark.usefixtures("deployed")
+def test_a_failing_handler_is_parked_after_its_tries_and_never_wedges_the_catch_up() -> None:
+    # GIVEN posts at 1 to 4, and a handler that fails on the second
+    config = settings.load()
+    handler = Flaky(failing={"p2"})
+    subscription = tap(handler)
+    archived([post(f"p{n}") for n in range(1, 5)])
+    # WHEN the subscriber catches up, once and again up to the tries allowed
+    reports = [follower.catch_up(config, subscription) for _ in range(names.PARK_AFTER_TRIES)]
+    # THEN every run goes past it: 3 and 4 are applied (once) and marked; the watermark holds at 1
+    assert handler.calls == [("p1", "main"), ("p3", "main"), ("p4", "main")]
+    assert [r.watermark_after for r in reports] == [1] * names.PARK_AFTER_TRIES
+    assert checkpoint.seen(config, subscription, "main", 0, 4) == {3, 4}
+    assert all((r.failed, r.lag) == (1, 1) for r in reports)
+    # AND it is parked only once it has failed its tries
+    assert [r.parked for r in reports] == [0] * (names.PARK_AFTER_TRIES - 1) + [1]
+    [failure] = checkpoint.failures(config, subscription, "main", [2])
+    assert (failure.tries, failure.unreadable, failure.parked) == (
+        names.PARK_AFTER_TRIES,
+        False,
+        True,
+    )
+    assert "cannot apply p2" in failure.reason
+    # WHEN the fault is gone and the subscriber catches up
+    handler.failing.clear()
+    fixed = follower.catch_up(config, subscription)
+    # THEN it is applied, released, and the watermark reaches the head with nothing left marked
+    assert (fixed.released, fixed.parked, fixed.watermark_after, fixed.lag) == (1, 0, 4, 0)
+    assert handler.calls[-1] == ("p2", "main")
+    assert checkpoint.state(config, subscription, "main").held == set()
+    assert checkpoint.failures(config, subscription, "main", [2]) == []
+    assert checkpoint.seen(config, subscription, "main", 0, 4) == set()
+
+
+@pytest.mark.usefixtures("deployed")
+def test_an_event_newer_than_the_code_is_parked_then_applied_after_the_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN code that reads no PostCreated yet (a producer deployed before this consumer)
+    config = settings.load()
+    recorder = Recorder()
+    subscription = tap(recorder)
+    monkeypatch.setitem(events.READABLE_VERSIONS, "PostCreated", 0)
+    archived([post("p1"), post("p2")])
+    # WHEN it catches up
+    before = follower.catch_up(config, subscription)
+    # THEN both are parked at once (no tries to wait for), applied nowhere, the watermark at 0
+    assert (before.unreadable, before.parked, before.watermark_after, before.lag) == (2, 2, 0, 2)
+    assert recorder.calls == []
+    parked = checkpoint.failures(config, subscription, "main", [1, 2])
+    assert all(f.parked and "newer than this code reads" in f.reason for f in parked)
+    # WHEN the consumer is upgraded, and catches up
+    monkeypatch.setitem(events.READABLE_VERSIONS, "PostCreated", 1)
+    after = follower.catch_up(config, subscription)
+    # THEN both are applied, released, and nothing holds the watermark
+    assert (after.recovered, after.released, after.watermark_after, after.lag) == (2, 2, 2, 0)
+    assert recorder.calls == [("p1", "main"), ("p2", "main")]
+    assert checkpoint.state(config, subscription, "main").held == set()

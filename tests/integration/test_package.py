@@ -398,6 +398,7 @@ def test_alarms_watch_dead_letters_the_outbox_the_stream_and_each_consumers_lag(
         ("AWS/Lambda", "IteratorAge"),
         (names.METRIC_NAMESPACE, names.OLDEST_UNSENT_METRIC),
         (names.METRIC_NAMESPACE, names.CONSUMER_LAG_METRIC),
+        (names.METRIC_NAMESPACE, names.PARKED_EVENTS_METRIC),
     }
     dead_letter_queues = {
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
@@ -408,8 +409,12 @@ def test_alarms_watch_dead_letters_the_outbox_the_stream_and_each_consumers_lag(
     [iterator] = [a for a in alarms if a["MetricName"] == "IteratorAge"]
     assert iterator["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "OutboxPublisher"}}]
     stage = {"Name": names.METRIC_DIMENSION, "Value": {"Ref": "Prefix"}}
-    lagging = set()
+    lagging, parking = set(), set()
     for alarm in alarms:
+        if alarm["MetricName"] == names.PARKED_EVENTS_METRIC:
+            assert alarm["Dimensions"][0] == stage
+            assert alarm["Threshold"] == 0  # one parked event is one too many
+            parking.add(alarm["Dimensions"][1]["Value"])
         if alarm["MetricName"] == names.OLDEST_UNSENT_METRIC:
             assert alarm["Dimensions"] == [stage]
         if alarm["MetricName"] == names.CONSUMER_LAG_METRIC:
@@ -418,6 +423,7 @@ def test_alarms_watch_dead_letters_the_outbox_the_stream_and_each_consumers_lag(
             assert consumer["Name"] == names.CONSUMER_DIMENSION
             lagging.add(consumer["Value"])
     assert lagging == set(names.CONSUMERS)  # an alarm per consumer
+    assert parking == set(names.CONSUMERS)
 
 
 def test_the_sweeper_and_catch_up_emit_the_alarmed_metrics(
@@ -437,6 +443,7 @@ def test_the_sweeper_and_catch_up_emit_the_alarmed_metrics(
     assert emitted == {
         (names.OLDEST_UNSENT_METRIC, PREFIX, None),
         *((names.CONSUMER_LAG_METRIC, PREFIX, consumer) for consumer in names.CONSUMERS),
+        *((names.PARKED_EVENTS_METRIC, PREFIX, consumer) for consumer in names.CONSUMERS),
     }
 
 

@@ -175,6 +175,7 @@
   // The text of each comment this page sent, by comment id: the API serves a comment's text
   // only once it is approved, so until then the author sees it from what the page sent.
   const sentTexts = new Map();
+  const sentAuthors = new Map();
   const postNodes = new Map(); // post id -> {item, title, badge, list, comments: Map}
 
   function remember(postId, title, comments) {
@@ -213,6 +214,8 @@
     const item = document.createElement("li");
     item.className = "comment";
     item.dataset.commentId = id;
+    const author = document.createElement("span");
+    author.className = "author";
     const text = document.createElement("span");
     text.className = "text";
     const note = document.createElement("span");
@@ -221,8 +224,8 @@
     const badge = document.createElement("span");
     badge.className = "badge unviewed";
     badge.textContent = "not in the view yet";
-    item.append(text, note, badge);
-    entry = { item, text, note, badge };
+    item.append(author, text, note, badge);
+    entry = { item, author, text, note, badge };
     node.comments.set(id, entry);
     return entry;
   }
@@ -254,6 +257,9 @@
       if (own) text = sentTexts.get(id);
       setText(entry.text, text);
       entry.note.hidden = !own;
+      const author = comment.author || (own ? sentAuthors.get(id) : "");
+      setText(entry.author, author ? `${String(author)}:` : "");
+      entry.author.hidden = !author;
       entry.badge.hidden = viewed;
       return entry.item;
     });
@@ -364,13 +370,19 @@
 
   async function addComment(postId, form) {
     const input = form.elements.namedItem("content");
+    const author = form.elements.namedItem("author");
+    const body = { content: input.value };
+    if (author && author.value.trim()) body.author = author.value;
     const comments = await act(form, `comment-${postId}`, "Could not add the comment", () =>
-      call("POST", `posts/${encodeURIComponent(postId)}/comments`, { content: input.value }),
+      call("POST", `posts/${encodeURIComponent(postId)}/comments`, body),
     );
     if (!comments) return;
     // The one this request created: the pending comment the answer shows the text of.
     const mine = comments.find((c) => c.status === "pending" && typeof c.content === "string");
-    if (mine) sentTexts.set(mine.id, mine.content);
+    if (mine) {
+      sentTexts.set(mine.id, mine.content);
+      if (mine.author) sentAuthors.set(mine.id, mine.author);
+    }
     const title = (view[postId] || written.get(postId) || {}).title || "";
     remember(postId, title, comments);
     input.value = "";
@@ -398,6 +410,7 @@
         cell(String(c.dlq_depth), c.dlq_depth > 0 ? "num bad" : "num"),
         cell(`${c.watermark} / ${c.archive_head}`, "num"),
         cell(String(c.lag), c.lag > 0 ? "num bad" : "num"),
+        cell(String(c.parked), c.parked > 0 ? "num bad" : "num"),
       );
       return tr;
     });
