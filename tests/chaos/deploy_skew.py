@@ -52,7 +52,13 @@ def _tables(params: dict[str, Any], action: str) -> set[str]:
 
 HANDLER_WRITES = {
     # the consumer's own write, told apart from the HTTP API's (which also writes comments)
-    "query": ("PutItem", lambda p: p.get("TableName") == VIEW),
+    # (its row writes: conditional on the row's version; not the rebuild's pointer writes)
+    "query": (
+        "PutItem",
+        lambda p: (
+            p.get("TableName") == VIEW and ":version" in p.get("ExpressionAttributeValues", {})
+        ),
+    ),
     "moderation": ("TransactWriteItems", lambda p: MODERATION in _tables(p, "Put")),
     "comments": ("TransactWriteItems", lambda p: COMMENTS in _tables(p, "Update")),
 }
