@@ -31,6 +31,8 @@ DEFAULT_STACK = "blog-dev"
 ARTIFACTS = "deploy-local-artifacts"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 FUNCTION = "AWS::Serverless::Function"
+ALERTS_EMAIL = "alerts@example.com"
+"""Who the alarms wake on MiniStack: an address nobody reads (MiniStack sends no mail)."""
 
 
 class DeployFailed(RuntimeError):
@@ -85,7 +87,10 @@ def deploy(
     cfn.create_stack(
         StackName=name,
         TemplateURL=f"{endpoint}/{ARTIFACTS}/{name}/sam.json",
-        Parameters=[{"ParameterKey": "Prefix", "ParameterValue": name}],
+        Parameters=[
+            {"ParameterKey": "Prefix", "ParameterValue": name},
+            {"ParameterKey": "AlertsEmail", "ParameterValue": ALERTS_EMAIL},
+        ],
         Capabilities=CAPABILITIES,
     )
     _wait_created(cfn, name, timeout)

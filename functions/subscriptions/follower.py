@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
-from functions import archive, metrics, names
+from functions import archive, metrics, names, validation
 from functions.events import Event, parse_event
 from functions.settings import Settings
 from functions.settings import load as load_settings
@@ -181,7 +181,7 @@ def readable(archived: archive.ArchivedEvent) -> Event | None:
             "unreadable archived event",
             position=archived.position,
             event_id=archived.event_id,
-            reason=str(error),
+            reason=validation.reason(error),
         )
         return None
 

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import SQSEvent
 from pydantic import ValidationError
 
-from functions import names, settings
+from functions import names, settings, validation
 from functions.events import parse_event
 from functions.subscriptions import checkpoint
 from functions.subscriptions.subscription import Subscription
@@ -48,13 +48,6 @@ def _position(record: SQSRecord) -> int | None:
     return int(value)
 
 
-def _reason(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-        for e in error.errors(include_url=False)
-    )
-
-
 def consume(
     event: SQSEvent, subscription: Subscription, logger: Logger
 ) -> PartialItemFailureResponse:
@@ -73,7 +66,7 @@ def consume(
             for track in tracks():
                 subscription.handle(config, domain_event, track)
         except ValidationError as error:
-            reason = _reason(error)
+            reason = validation.reason(error)
             logger.error("poison message", message_id=record.message_id, reason=reason)
             raise PoisonMessage(reason) from error
         except PoisonMessage as error:
