@@ -71,17 +71,20 @@ def catch_up(
     subscription: Subscription,
     track: str | None = None,
     progress: Progress | None = None,
+    limit: int | None = None,
 ) -> CatchUpReport:
-    """Bring ``track`` (default: the main one) up to the archive head."""
+    """Bring ``track`` (default: the main one) up to the archive head, or at most ``limit``
+    positions past its watermark (a bounded step of a long history: memory and time)."""
     head, report = _start(settings, subscription, track)
     track, before = report.track, report.watermark_before
+    last = head.position if limit is None else min(head.position, before + limit)
     # Marks from the watermark's own bucket on: live deliveries that a catch-up had already
     # covered leave marks just below it, and this run removes them.
-    marked = checkpoint.seen(settings, subscription, track, before, head.position)
+    marked = checkpoint.seen(settings, subscription, track, before, last)
     covered = set(marked)
     after = before
-    for start in range(before + 1, head.position + 1, CHUNK):
-        window = range(start, min(start + CHUNK, head.position + 1))
+    for start in range(before + 1, last + 1, CHUNK):
+        window = range(start, min(start + CHUNK, last + 1))
         missing = [p for p in window if p not in covered]
         with subscription.batch():
             applied = _apply(settings, subscription, track, missing, head, report)
