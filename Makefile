@@ -24,7 +24,7 @@ SPEED_PATCHES ?= on
 export BLOG_MOTO_SPEED_PATCHES := $(SPEED_PATCHES)
 
 .PHONY: install install-dev lock dev emulator api test lint typecheck unit package chaos bench \
-	load deploy-local test-ministack mutants
+	load deploy deploy-local test-ministack mutants
 
 $(LOCAL_INSTALLED): requirements.txt requirements/local.txt $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,13 @@ package: install-dev $(CHECKOV)
 	$(BIN)/python -m tools.package
 	$(BIN)/cfn-lint build/package/sam.json
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f build/package/sam.json
+
+## make deploy STACK=name: the packaged stack to AWS (or AWS_ENDPOINT_URL), creating the artifact
+## bucket; a new stack needs ALERTS_EMAIL=you@example.com or ALERTS_TOPIC_ARN=arn:aws:sns:...
+## (LOG_RETENTION_DAYS optional). Progress on stderr, then the API's URL.
+deploy: package
+	ALERTS_EMAIL="$(ALERTS_EMAIL)" ALERTS_TOPIC_ARN="$(ALERTS_TOPIC_ARN)" \
+		LOG_RETENTION_DAYS="$(LOG_RETENTION_DAYS)" $(BIN)/python -m operations.deploy --stack $(STACK)
 
 ## make deploy-local: the packaged stack on MiniStack at 127.0.0.1:$(MINISTACK_PORT), until Ctrl+C.
 deploy-local: package $(MINISTACK)

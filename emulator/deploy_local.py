@@ -1,14 +1,14 @@
 """``make deploy-local``: the packaged template and zip, deployed as a stack on MiniStack.
 
 What AWS would run from ``make package``, on loopback: the zip's functions, the REST API, the
-real event source mappings and schedule rules. It deploys as ``aws cloudformation deploy``
-would (the zip in a bucket, every ``CodeUri`` pointing at it, the template by URL), applies
+real event source mappings and schedule rules. It deploys with ``make deploy``'s own code
+(``operations/deploy.py``: the zip in a bucket, every ``CodeUri`` pointing at it, the template
+by URL), applies
 what MiniStack skips (``bridge``), warms the functions, prints what to copy, and stays in the
 foreground until Ctrl+C, which stops MiniStack and deletes everything it unpacked.
 """
 
 import argparse
-import hashlib
 import json
 import signal
 import sys
@@ -24,6 +24,7 @@ import boto3
 from emulator import ministack
 from emulator.runner import ClientFactory
 from emulator.template import ROOT
+from operations import deploy as deploy_command
 from operations import deployed
 
 PACKAGE = ROOT / "build" / "package"
@@ -31,10 +32,8 @@ DEFAULT_STACK = "blog-dev"
 ARTIFACTS = "deploy-local-artifacts"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 FUNCTION = "AWS::Serverless::Function"
-
-
-class DeployFailed(RuntimeError):
-    pass
+ALERTS_EMAIL = "alerts@example.com"
+"""Who the alarms wake on MiniStack: an address nobody reads (MiniStack sends no mail)."""
 
 
 def client_factory(endpoint: str) -> ClientFactory:
@@ -53,15 +52,6 @@ def client_factory(endpoint: str) -> ClientFactory:
     return client
 
 
-def with_code_at(template: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
-    """The template with every function's ``CodeUri`` pointing at the uploaded zip."""
-    document: dict[str, Any] = json.loads(json.dumps(template))
-    for resource in document["Resources"].values():
-        if resource["Type"] == FUNCTION:
-            resource["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
-    return document
-
-
 def deploy(
     client: ClientFactory,
     endpoint: str,
@@ -69,47 +59,23 @@ def deploy(
     template_path: Path = PACKAGE / "sam.json",
     timeout: float = 120,
 ) -> deployed.Resources:
-    """Create stack ``name`` (``Prefix`` = ``name``) from the packaged template beside its zip."""
-    template = json.loads(template_path.read_text())
-    code = (template_path.parent / "deployment.zip").read_bytes()
-    s3 = client("s3")
-    s3.create_bucket(Bucket=ARTIFACTS)
-    key = f"{name}/deployment-{hashlib.sha256(code).hexdigest()[:16]}.zip"
-    s3.put_object(Bucket=ARTIFACTS, Key=key, Body=code)
-    s3.put_object(
-        Bucket=ARTIFACTS,
-        Key=f"{name}/sam.json",
-        Body=json.dumps(with_code_at(template, ARTIFACTS, key)).encode(),
+    """Create stack ``name`` (``Prefix`` = ``name``) as ``make deploy`` does, then bridge."""
+    request = deploy_command.Request(
+        stack=name,
+        alerts_email=ALERTS_EMAIL,
+        bucket=ARTIFACTS,
+        template=template_path,
+        timeout=timeout,
     )
-    cfn = client("cloudformation")
-    cfn.create_stack(
-        StackName=name,
-        TemplateURL=f"{endpoint}/{ARTIFACTS}/{name}/sam.json",
-        Parameters=[{"ParameterKey": "Prefix", "ParameterValue": name}],
-        Capabilities=CAPABILITIES,
-    )
-    _wait_created(cfn, name, timeout)
-    bridge(client, name, template)
+    deploy_command.deploy(client, request, progress=_quiet, poll_seconds=0.2)
+    bridge(client, name, json.loads(template_path.read_text()))
     return deployed.find(client, name)
 
 
-def _wait_created(cfn: Any, name: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
-        if not status.endswith("_IN_PROGRESS"):
-            break
-        if time.monotonic() > deadline:
-            raise DeployFailed(f"stack {name} still {status} after {timeout:.0f}s")
-        time.sleep(0.2)
-    if status != "CREATE_COMPLETE":
-        events = cfn.describe_stack_events(StackName=name)["StackEvents"]
-        reasons = [
-            f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
-            for e in events
-            if e.get("ResourceStatus", "").endswith("FAILED")
-        ]
-        raise DeployFailed(f"stack {name} is {status}: " + "; ".join(reasons))
+def _quiet(line: str) -> None:
+    """Only the failures of the progress lines: the lane reads the stack's three lines."""
+    if "FAILED" in line:
+        print(line, file=sys.stderr, flush=True)
 
 
 def bridge(client: ClientFactory, name: str, template: dict[str, Any]) -> list[str]:
@@ -215,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     except KeyboardInterrupt:
         pass  # during start: MiniStack is stopped all the same
-    except (ministack.MiniStackFailed, DeployFailed) as error:
+    except (ministack.MiniStackFailed, deploy_command.DeployFailed) as error:
         print(f"deploy-local: {error}", file=sys.stderr)
         return 1
     return 0

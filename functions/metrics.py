@@ -1,7 +1,7 @@
 """Operational metrics, written as CloudWatch embedded-metric-format log lines.
 
 CloudWatch turns these log lines into metrics, so publishing one makes no API call and needs no
-IAM permission. The alarms in ``infra/functions.yaml`` watch them.
+IAM permission. The alarms in ``infra/operations.yaml`` watch them.
 """
 
 from collections.abc import Mapping

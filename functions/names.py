@@ -37,9 +37,13 @@ IDEMPOTENCY_KEY: Final = "key"
 IDEMPOTENCY_TTL_ATTRIBUTE: Final = "expires_at"
 
 # The outbox's sparse index of unsent records: only unsent records carry the ``unsent``
-# attribute, so the sweeper reads exactly them, oldest first, without a scan.
+# attribute, so the sweeper reads exactly them, oldest first (per shard), without a scan.
 OUTBOX_UNSENT_INDEX: Final = "unsent-index"
 OUTBOX_UNSENT_KEY: Final = ("unsent", "created_at")
+OUTBOX_UNSENT_SHARDS: Final = 16
+"""Partitions of the unsent index: a record's ``unsent`` is ``unsent#<shard>``, the shard taken
+from its event id's hash, so no index partition takes every event's writes (docs/scaling.md).
+The index projects keys only; the sweeper reads the records themselves from the table."""
 
 # The archive's time-to-live attribute: records may expire once their segment is in S3.
 ARCHIVE_TTL_ATTRIBUTE: Final = "expires_at"

@@ -6,9 +6,14 @@ outbox table's stream, claims it (``claim``: a claim time stored on the record, 
 that no live publisher claimed it before), archives and publishes it, and flips ``sent``.
 Nothing else publishes. An unsent record also carries ``unsent``, the key of a sparse index, so
 the sweeper finds the records that stayed unsent without a scan; flipping ``sent`` removes it.
+The index is spread over ``names.OUTBOX_UNSENT_SHARDS`` partition keys (``unsent#<shard>``, from
+the event id's hash) and holds keys only: an event costs it one small write when stored and one
+when sent (a claim changes no projected attribute), and the sweeper queries every shard, then
+reads the records it found from the table itself, strongly consistent.
 """
 
 import contextlib
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +30,18 @@ _FAILED = "ConditionalCheckFailed"
 MAX_TRANSACTION = 100
 ATTEMPTS = 3
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
+BATCH_GET = 100
+"""Keys per ``BatchGetItem`` (DynamoDB's limit)."""
+
+
+def unsent_shard(event_id: str) -> str:
+    """The unsent index's partition key of a record: stable, and spread evenly by the hash."""
+    digest = int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16)
+    return f"{UNSENT}#{digest % names.OUTBOX_UNSENT_SHARDS:02d}"
+
+
+def unsent_shards() -> list[str]:
+    return [f"{UNSENT}#{shard:02d}" for shard in range(names.OUTBOX_UNSENT_SHARDS)]
 
 
 class OutboxRecord(BaseModel):
@@ -51,7 +68,7 @@ class OutboxRecord(BaseModel):
             payload=event.to_json(),
             sent=False,
             created_at=datetime.now(UTC).isoformat(),
-            unsent=UNSENT,
+            unsent=unsent_shard(event.event_id),
         )
 
 
@@ -208,37 +225,72 @@ def remember_position(table: str, event_id: str, position: int) -> None:
 
 
 def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRecord]:
-    """Unsent records created before ``older_than``, oldest first, from the sparse index."""
-    pages = (
-        aws.client("dynamodb")
-        .get_paginator("query")
-        .paginate(
+    """Unsent records created before ``older_than``, oldest first (at most ``limit``).
+
+    Each shard of the sparse index gives its oldest keys; the oldest ``limit`` of them all are
+    read from the table (strongly consistent, so a record sent since the index saw it is left
+    out).
+    """
+    paginator = aws.client("dynamodb").get_paginator("query")
+    keys: list[dict[str, Any]] = []
+    for shard in unsent_shards():
+        pages = paginator.paginate(
             TableName=table,
             IndexName=names.OUTBOX_UNSENT_INDEX,
             KeyConditionExpression="#unsent = :unsent AND #created < :cutoff",
             ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION, "#created": _CREATED_AT},
             ExpressionAttributeValues=to_item(
-                {":unsent": UNSENT, ":cutoff": older_than.isoformat()}
+                {":unsent": shard, ":cutoff": older_than.isoformat()}
             ),
             PaginationConfig={"MaxItems": limit},
         )
-    )
-    return [OutboxRecord.model_validate(from_item(i)) for page in pages for i in page["Items"]]
+        keys += [from_item(item) for page in pages for item in page["Items"]]
+    oldest = sorted(keys, key=lambda k: (k[_CREATED_AT], k[names.OUTBOX_KEY]))[:limit]
+    records = _read(table, [k[names.OUTBOX_KEY] for k in oldest])
+    return sorted((r for r in records if not r.sent), key=lambda r: (r.created_at, r.event_id))
+
+
+def _read(table: str, event_ids: list[str]) -> list[OutboxRecord]:
+    """The records of ``event_ids`` that exist, read strongly consistent, in any order."""
+    client = aws.client("dynamodb")
+    records: list[OutboxRecord] = []
+    for start in range(0, len(event_ids), BATCH_GET):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [
+                    to_item({names.OUTBOX_KEY: event_id})
+                    for event_id in event_ids[start : start + BATCH_GET]
+                ],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            records += [
+                OutboxRecord.model_validate(from_item(item))
+                for item in response["Responses"].get(table, [])
+            ]
+            request = response.get("UnprocessedKeys") or {}
+    return records
 
 
 def oldest_unsent_age(table: str) -> float:
-    """Seconds since the oldest unsent record was created (0 with none): one small query."""
-    items = aws.client("dynamodb").query(
-        TableName=table,
-        IndexName=names.OUTBOX_UNSENT_INDEX,
-        KeyConditionExpression="#unsent = :unsent",
-        ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
-        ExpressionAttributeValues=to_item({":unsent": UNSENT}),
-        Limit=1,
-    )["Items"]
-    if not items:
+    """Seconds since the oldest unsent record was created (0 with none): one query a shard."""
+    client = aws.client("dynamodb")
+    oldest: list[str] = []
+    for shard in unsent_shards():
+        items = client.query(
+            TableName=table,
+            IndexName=names.OUTBOX_UNSENT_INDEX,
+            KeyConditionExpression="#unsent = :unsent",
+            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
+            ExpressionAttributeValues=to_item({":unsent": shard}),
+            Limit=1,
+        )["Items"]
+        oldest += [from_item(item)[_CREATED_AT] for item in items]
+    if not oldest:
         return 0.0
-    created = datetime.fromisoformat(from_item(items[0])[_CREATED_AT])
+    created = datetime.fromisoformat(min(oldest))
     return (datetime.now(UTC) - created).total_seconds()
 
 
@@ -248,19 +300,18 @@ def oldest_unsent(table: str) -> tuple[int, datetime | None]:
     Counted with ``Select=COUNT``: no record is returned, so a backlog of thousands (a status
     sampled every second during a burst) costs no transfer of them.
     """
-    pages = (
-        aws.client("dynamodb")
-        .get_paginator("query")
-        .paginate(
+    paginator = aws.client("dynamodb").get_paginator("query")
+    count = 0
+    for shard in unsent_shards():
+        pages = paginator.paginate(
             TableName=table,
             IndexName=names.OUTBOX_UNSENT_INDEX,
             KeyConditionExpression="#unsent = :unsent",
             ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
-            ExpressionAttributeValues=to_item({":unsent": UNSENT}),
+            ExpressionAttributeValues=to_item({":unsent": shard}),
             Select="COUNT",
         )
-    )
-    count = sum(int(page["Count"]) for page in pages)
+        count += sum(int(page["Count"]) for page in pages)
     if not count:
         return 0, None
     return count, datetime.now(UTC) - timedelta(seconds=oldest_unsent_age(table))

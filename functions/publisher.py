@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Blueprint, CloudWatchEvent, DynamoDBEvent, Rate
 from pydantic import BaseModel, ValidationError
 
-from functions import archive, aws, metrics, names, outbox, settings
+from functions import archive, aws, metrics, names, outbox, settings, validation
 from functions.archive import ArchivedEvent
 from functions.outbox import OutboxRecord
 from functions.settings import Settings
@@ -212,7 +212,7 @@ def on_outbox_record(event: DynamoDBEvent) -> dict[str, Any]:
             logger.error(
                 "unreadable outbox record",
                 sequence_number=record.sequence_number,
-                reason=str(error),
+                reason=validation.reason(error),
             )
             unreadable.append({"itemIdentifier": record.sequence_number})
     report = publish_new(settings.load(), [r for r in fresh if not r.sent])

@@ -347,11 +347,13 @@ class Target(NamedTuple):
 
     consumers: ops.Consumers
     restore: ops.Resubscribe
+    rebuild_step: ops.RebuildStep
+    """A step of the view's chunked rebuild: run here locally, by the stack's function deployed."""
 
 
 def _local(aws_port: int) -> Target:
     use_emulator(stage_environment(STAGE), endpoint(aws_port))
-    return Target(RemoteConsumers(control_url(aws_port)), ops.resubscribe)
+    return Target(RemoteConsumers(control_url(aws_port)), ops.resubscribe, ops.local_rebuild_step)
 
 
 def _deployed(name: str) -> Target:
@@ -368,9 +370,11 @@ def _deployed(name: str) -> Target:
             if variable in settings_variables:
                 os.environ[variable] = value
     os.environ.update(resources.environment())
+    consumers = deployed.StackConsumers(aws.client, resources)
     return Target(
-        deployed.StackConsumers(aws.client, resources),
+        consumers,
         functools.partial(deployed.resubscribe, aws.client, resources),
+        deployed.rebuild_step(consumers),
     )
 
 
@@ -407,8 +411,9 @@ def run(argv: Sequence[str]) -> int:
             report = ops.catch_up(consumer, _progress_bar(f"catching {consumer} up", sys.stderr))
             _emit(as_json, f"{consumer}: caught up", report.model_dump())
         case Rebuild(consumer=consumer):
-            rebuilt = ops.rebuild(_progress_bar(f"rebuilding {consumer}", sys.stderr))
-            _emit(as_json, f"{consumer}: rebuilt", rebuilt.model_dump())
+            progress = _progress_bar(f"rebuilding {consumer}", sys.stderr)
+            rebuilt = ops.rebuild_in_steps(target.rebuild_step, progress)
+            _emit(as_json, f"{consumer}: rebuilt, reading {rebuilt.active}", rebuilt.model_dump())
         case Replay(consumer=consumer, from_position=position):
             replayed = ops.replay(consumer, position)
             _emit(as_json, f"{consumer}: replayed from {position}", replayed.model_dump())

@@ -10,10 +10,14 @@ enabling its function's event source mappings. It takes the runner's source name
 """
 
 import json
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from chalice.utils import to_cfn_resource_name
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from emulator import stack as template_stack
 from emulator.runner import ClientFactory
 from functions import names
+from functions.query import recovery
+from functions.settings import load as load_settings
 
 TABLES = {
     names.POSTS_TABLE: "PostsTable",
@@ -37,6 +43,9 @@ API = "RestAPI"
 API_STAGE = "api"
 """``api_gateway_stage`` of the ``dev`` stage in ``.chalice/config.json``."""
 PAUSED_STATES = ("Disabled", "Disabling")
+REBUILD_FUNCTION = "query_rebuild"
+REBUILD_WAIT_SECONDS = 900
+"""How long a rebuild step's invocation is waited for: Lambda's longest timeout."""
 
 
 def queue_logical_id(consumer: str) -> str:
@@ -215,6 +224,43 @@ class StackConsumers:
     def fire(self, name: str) -> Any:
         """Run a scheduled function now, as its rule would (a rule cannot be fired on demand)."""
         return self.invoke(name, scheduled_event(self.resources))
+
+
+def rebuild_step(consumers: StackConsumers) -> Callable[[bool], recovery.RebuildProgress]:
+    """A step of the view's chunked rebuild, run by the stack's ``query_rebuild`` function.
+
+    Each invocation steps until little of its time is left, so the call waits longer than the
+    function's timeout. A run the function's schedule is making already (reserved concurrency
+    1) throttles this one: it waits and reads where the rebuild stands. A run that timed out
+    midway lost at most a chunk: where it stands is read from the table, and the next step
+    resumes it.
+    """
+    function = consumers.resources.function(REBUILD_FUNCTION)
+    patient = boto3.session.Session().client(
+        "lambda",
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+        config=Config(read_timeout=REBUILD_WAIT_SECONDS, retries={"max_attempts": 1}),
+    )
+
+    def step(start: bool) -> recovery.RebuildProgress:
+        event = {**scheduled_event(consumers.resources), "detail": {"start": True} if start else {}}
+        for _ in range(60):
+            try:
+                response = patient.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TooManyRequestsException":
+                    raise
+                time.sleep(5)
+                continue
+            answer = json.loads(response["Payload"].read() or b"null")
+            if response.get("FunctionError"):
+                if "timed out" not in json.dumps(answer):
+                    raise FunctionFailed(function, answer)
+                return recovery.rebuild_progress(load_settings())
+            return recovery.RebuildProgress.model_validate(answer)
+        raise TimeoutError("the rebuild function stayed busy for 5 minutes")
+
+    return step
 
 
 def scheduled_event(resources: Resources) -> dict[str, Any]:

@@ -273,3 +273,29 @@ def _resend_entry(index: int, message: dict[str, Any]) -> dict[str, Any]:
 
 def _prefix() -> str:
     return settings.load().prefix
+
+
+RebuildStep = Callable[[bool], recovery.RebuildProgress]
+"""One step of the view's chunked rebuild (``True``: start one first); where it stands after."""
+
+
+def local_rebuild_step(start: bool) -> recovery.RebuildProgress:
+    """The chunked rebuild's step run here, against the stack's tables (the local stack)."""
+    config = settings.load()
+    if start:
+        recovery.start_rebuild(config)
+    return recovery.rebuild_step(config)
+
+
+def rebuild_in_steps(
+    step: RebuildStep, progress: recovery.Progress | None = None
+) -> recovery.RebuildProgress:
+    """Start the view's chunked rebuild (or join the one under way) and step it to the switch,
+    reporting (positions done, positions in all) after each step."""
+    state = step(True)
+    while True:
+        if progress is not None:
+            progress(state.done, state.total)
+        if state.finished:
+            return state
+        state = step(False)

@@ -1,10 +1,12 @@
 """``make package``: one CloudFormation template for AWS, from Chalice and ``infra/``.
 
 ``chalice package`` takes one ``--merge-template`` file, so this merges ``infra/template.yaml``
-(the stateful resources) and ``infra/functions.yaml`` (roles, event sources and settings of
-the generated functions) into ``build/merge.json`` first, then runs
-``chalice package --stage dev --merge-template build/merge.json build/package``. The result is
-``build/package/sam.json`` and ``build/package/deployment.zip``.
+(the stateful resources), ``infra/functions.yaml`` (roles, event sources and settings of
+the generated functions) and ``infra/operations.yaml`` (alerts and alarms) into
+``build/merge.json`` first, then runs
+``chalice package --stage dev --merge-template build/merge.json build/package``, and adds what
+follows from the packaged resources (``tools/derived.py``: per-function and per-table alarms,
+log groups). The result is ``build/package/sam.json`` and ``build/package/deployment.zip``.
 """
 
 import json
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.template import ROOT, load
+from tools import derived
 
 INFRA = ROOT / "infra"
 BUILD = ROOT / "build"
@@ -33,7 +36,9 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_template() -> Path:
-    merged = deep_merge(load(INFRA / "template.yaml"), load(INFRA / "functions.yaml"))
+    merged = load(INFRA / "template.yaml")
+    for extra in ("functions.yaml", "operations.yaml"):
+        merged = deep_merge(merged, load(INFRA / extra))
     BUILD.mkdir(exist_ok=True)
     path = BUILD / "merge.json"
     path.write_text(json.dumps(merged, indent=2) + "\n")
@@ -62,7 +67,10 @@ def package(output: Path = BUILD / "package") -> Path:
         env=environment,
         check=True,
     )
-    return output / "sam.json"
+    template = output / "sam.json"
+    completed = derived.complete(json.loads(template.read_text()))
+    template.write_text(json.dumps(completed, indent=2) + "\n")
+    return template
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""Query routes, queue consumer and catch-up schedule."""
+"""Query routes, queue consumer, catch-up schedule and the chunked rebuild."""
 
 from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from functions import names, settings
-from functions.http import ANY_CONTENT_TYPE, HttpError, json_errors, json_with_etag, path_id
+from functions import names, settings, validation
+from functions.http import (
+    ANY_CONTENT_TYPE,
+    HttpError,
+    json_errors,
+    json_with_etag,
+    path_id,
+)
 from functions.query import recovery, service
 from functions.query.cursor import Cursor, InvalidCursor, PageQuery
 from functions.subscriptions import follower, live
@@ -72,3 +78,42 @@ def catch_up(event: CloudWatchEvent) -> dict[str, Any]:
     drop the versions a rebuild switched away from (off the rebuild's critical path)."""
     report = follower.scheduled(service.SUBSCRIPTION)
     return {**report, "dropped": recovery.drop_retired(settings.load())}
+
+
+class RebuildRequest(BaseModel):
+    """The ``detail`` of the event ``query_rebuild`` runs on: ``{}`` from its schedule,
+    ``{"start": true}`` from ``blog rebuild query``."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: bool = False
+
+
+REBUILD_RESERVE_MS = 20_000
+"""Time left in an invocation below which no new rebuild step begins (a step of
+``recovery.STEP`` positions takes seconds; the function's timeout is 60 s)."""
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="query_rebuild")
+def rebuild(event: CloudWatchEvent) -> dict[str, Any]:
+    """Run a blue/green rebuild of the view in bounded steps: start one if asked, continue the
+    one under way (every minute, so a run cut short resumes), switch reads when it is done."""
+    try:
+        request = RebuildRequest.model_validate(event.detail or {})
+    except ValidationError as error:
+        logger.error("refused rebuild request", reason=validation.reason(error))
+        raise
+    config = settings.load()
+    progress = (
+        recovery.start_rebuild(config) if request.start else recovery.rebuild_progress(config)
+    )
+    context = getattr(event, "context", None)
+    stepped = False
+    while not progress.finished:
+        progress = recovery.rebuild_step(config, limit=recovery.STEP)
+        stepped = True
+        left = context.get_remaining_time_in_millis() if context is not None else 0
+        if left < REBUILD_RESERVE_MS:
+            break
+    if stepped:
+        logger.info("view rebuild", **progress.model_dump())
+    return progress.model_dump()

@@ -7,6 +7,14 @@ the table), caught up, and switched to atomically (one pointer write); then the 
 retired with one write, and the scheduled catch-up drops it in the background
 (``drop_retired``), off the rebuild's critical path. While it builds, live updates write both
 versions, so nothing written meanwhile is lost.
+
+``rebuild`` folds the history in one process's memory. ``start_rebuild`` and ``rebuild_step``
+are the same blue/green rebuild in bounded steps, as the stack's ``query_rebuild`` function
+runs it: the new version is named in the pointer first (so live updates write it), then each
+step catches it up by at most ``STEP`` positions from its own watermark (its progress, saved in
+the table every ``follower.CHUNK`` positions), and the step that reaches the archive head
+switches reads to it. A step that crashes or times out loses at most one chunk of work: the
+next step resumes from the saved watermark. Memory is one step's positions at any history size.
 """
 
 import time
@@ -27,6 +35,27 @@ Progress = Callable[[int, int], None]
 _PROJECTED_TYPES = frozenset(e.model_fields["type"].default for e in projection.PROJECTED_EVENTS)
 
 
+STEP = 2_000
+"""Positions a rebuild step catches up at most (seconds of work, well inside the function's
+time: its runs stop stepping with 20 s left)."""
+
+
+class RebuildProgress(BaseModel):
+    """Where a chunked rebuild stands, read from the table."""
+
+    active: str
+    building: str | None
+    """The version being built; None once the rebuild switched (or none was started)."""
+    done: int
+    """The building version's watermark (the positions it covers)."""
+    total: int
+    """The archive head."""
+
+    @property
+    def finished(self) -> bool:
+        return self.building is None
+
+
 class RebuildReport(BaseModel):
     old_version: str
     new_version: str
@@ -37,9 +66,12 @@ class RebuildReport(BaseModel):
     """Versions left for the background drop: the old one, and any abandoned half-built one."""
 
 
-def catch_up(settings: Settings, version: str | None = None) -> follower.CatchUpReport:
-    """Bring ``version`` of the view (default: the active one) up to the archive head."""
-    return follower.catch_up(settings, SUBSCRIPTION, version)
+def catch_up(
+    settings: Settings, version: str | None = None, limit: int | None = None
+) -> follower.CatchUpReport:
+    """Bring ``version`` of the view (default: the active one) up to the archive head (or at
+    most ``limit`` positions further)."""
+    return follower.catch_up(settings, SUBSCRIPTION, version, limit=limit)
 
 
 def drop(settings: Settings, version: str, through: int) -> None:
@@ -140,6 +172,44 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> RebuildRepo
         catch_up=caught_up,
         retired=[*retired, old],
     )
+
+
+def start_rebuild(settings: Settings) -> RebuildProgress:
+    """Name a new version as being built (live updates then write it too); a rebuild already
+    under way is left to continue. Its progress."""
+    current = store.pointer(settings)
+    if current.building is None:
+        new = _next_version(current.active)
+        # A version of this name is never reused: earlier ones were lower, or retired and
+        # dropped with their checkpoints. Start its watermark at 0 explicitly all the same.
+        checkpoint.save_watermark(settings, SUBSCRIPTION, new, 0)
+        store.save_pointer(settings, store.Pointer(active=current.active, building=new), current)
+    return rebuild_progress(settings)
+
+
+def rebuild_step(settings: Settings, limit: int = STEP) -> RebuildProgress:
+    """Catch the building version up by at most ``limit`` positions; switch reads to it once
+    it reaches the archive head, and retire the old one. Nothing to do without a rebuild."""
+    current = store.pointer(settings)
+    if current.building is None:
+        return rebuild_progress(settings)
+    report = catch_up(settings, current.building, limit=limit)
+    if report.watermark_after >= report.head:
+        try:
+            store.save_pointer(settings, store.Pointer(active=current.building), current)
+        except store.PointerMoved:
+            return rebuild_progress(settings)  # a concurrent step switched (and retires) first
+        store.retire(settings, current.active)
+    return rebuild_progress(settings)
+
+
+def rebuild_progress(settings: Settings) -> RebuildProgress:
+    current = store.pointer(settings)
+    total = archive.head(settings).position
+    if current.building is None:
+        return RebuildProgress(active=current.active, building=None, done=total, total=total)
+    done = checkpoint.watermark(settings, SUBSCRIPTION, current.building)
+    return RebuildProgress(active=current.active, building=current.building, done=done, total=total)
 
 
 def caught_up_to(settings: Settings) -> int:

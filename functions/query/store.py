@@ -91,6 +91,11 @@ def directory_item(version: str, bucket_name: str) -> dict[str, Any]:
     return {PARTITION: _directory(version), SORT: bucket_name}
 
 
+def row_of_item(item: dict[str, Any]) -> Row:
+    """A row from its stored item (typed JSON), whatever version holds it."""
+    return _row(item)
+
+
 def _row(item: dict[str, Any]) -> Row:
     values = from_item(item)
     for attribute in (PARTITION, SORT, LISTING):

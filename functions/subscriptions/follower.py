@@ -26,7 +26,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
-from functions import archive, metrics, names
+from functions import archive, metrics, names, validation
 from functions.events import Event, UnknownVersion, parse_event
 from functions.settings import Settings
 from functions.settings import load as load_settings
@@ -82,20 +82,23 @@ def catch_up(
     subscription: Subscription,
     track: str | None = None,
     progress: Progress | None = None,
+    limit: int | None = None,
 ) -> CatchUpReport:
-    """Bring ``track`` (default: the main one) up to the archive head."""
+    """Bring ``track`` (default: the main one) up to the archive head, or at most ``limit``
+    positions past its watermark (a bounded step of a long history: memory and time)."""
     head, report, held = _start(settings, subscription, track)
     track, before = report.track, report.watermark_before
+    last = head.position if limit is None else min(head.position, before + limit)
     # Marks from the watermark's own bucket on: live deliveries that a catch-up had already
     # covered leave marks just below it, and this run removes them.
-    marked = checkpoint.seen(settings, subscription, track, before, head.position)
+    marked = checkpoint.seen(settings, subscription, track, before, last)
     covered = set(marked)
     # Held events the live path has applied since (a redelivery): released.
     released = {p for p in held if p in covered or p <= before}
     outcome = _Outcome()
     after = before
-    for start in range(before + 1, head.position + 1, CHUNK):
-        window = range(start, min(start + CHUNK, head.position + 1))
+    for start in range(before + 1, last + 1, CHUNK):
+        window = range(start, min(start + CHUNK, last + 1))
         missing = [p for p in window if p not in covered]
         with subscription.batch():
             applied = _apply(settings, subscription, track, missing, head, report, outcome)
@@ -119,8 +122,9 @@ def catch_up(
     report.watermark_after = after
     report.released = len(released)
     report.parked = sum(f.parked for f in outcome.failures)
-    # Every position up to the head was read: what is not applied is what it holds.
-    report.lag = report.unreadable + report.failed
+    # Every position up to ``last`` was read: what is not applied there is what it holds; past
+    # ``last`` (a bounded step), every position is still to come.
+    report.lag = report.unreadable + report.failed + (head.position - last)
     return report
 
 
@@ -271,7 +275,7 @@ def readable(archived: archive.ArchivedEvent) -> Event | None:
             "unreadable archived event",
             position=archived.position,
             event_id=archived.event_id,
-            reason=str(error),
+            reason=str(error) if isinstance(error, UnknownVersion) else validation.reason(error),
         )
         return None
 

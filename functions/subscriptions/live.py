@@ -34,7 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import SQSEvent
 from pydantic import ValidationError
 
-from functions import names, settings
+from functions import names, settings, validation
 from functions.events import UnknownVersion, parse_event
 from functions.subscriptions import checkpoint
 from functions.subscriptions.subscription import Subscription
@@ -62,13 +62,6 @@ def _received(record: SQSRecord) -> int:
     though no try was recorded): parked by then, it never reaches the dead-letter queue."""
     count = record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", "1")
     return int(count) if str(count).isdigit() else 1
-
-
-def _reason(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-        for e in error.errors(include_url=False)
-    )
 
 
 def consume(
@@ -127,7 +120,7 @@ def consume(
             )
             return  # acknowledged: catch-up applies it once the consumer reads it
         except ValidationError as error:
-            reason = _reason(error)
+            reason = validation.reason(error)
             logger.error("poison message", message_id=record.message_id, reason=reason)
             raise PoisonMessage(reason) from error
         except PoisonMessage as error:

@@ -22,11 +22,23 @@ CODE = ("AWS::Serverless::", "AWS::Lambda::", "AWS::IAM::", "AWS::ApiGateway::")
 
 
 def stateful_part(template: dict[str, Any]) -> dict[str, Any]:
+    """The template without the code, without the alerts (a conditional topic and its e-mail
+    subscription), and without what refers to either (log groups, alarms)."""
     resources = {
         name: resource
         for name, resource in template["Resources"].items()
-        if not resource["Type"].startswith(CODE)
+        if not resource["Type"].startswith(CODE) and "Condition" not in resource
     }
+    while dangling := [
+        name
+        for name, resource in resources.items()
+        if not references(resource)
+        <= set(resources)
+        | set(template.get("Parameters", {}))
+        | {"AWS", "AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName"}
+    ]:
+        for name in dangling:
+            del resources[name]
     outputs = {
         name: output
         for name, output in template.get("Outputs", {}).items()

@@ -213,6 +213,21 @@ def recorded(
     return calls
 
 
+def deployed_scheduled_event() -> dict[str, Any]:
+    """An EventBridge schedule's event (what the runner's schedules send)."""
+    return {
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+    }
+
+
 def handler_function(handler_string: str) -> str:
     import app
 
@@ -253,6 +268,14 @@ class ApiHandlerCalls(Api):
 
 
 _POLLER = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+SCHEDULED = (
+    "QueryRebuild",
+    "ModerationCatchUp",
+    "CommentsCatchUp",
+    "QueryCatchUp",
+    "OutboxSweeper",
+    "ArchiveSegmenter",
+)
 PLATFORM_GRANTS: dict[str, set[tuple[str, str]]] = {
     # Lambda's pollers read the queues (decrypting them) and the stream, and write the
     # on-failure destination, with the function's role; SNS encrypts with the topic's key
@@ -273,7 +296,15 @@ PLATFORM_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("kms:GenerateDataKey", "EventsKey"),
         ("kms:Decrypt", "EventsKey"),
     },
-    "OutboxSweeper": {("kms:GenerateDataKey", "EventsKey"), ("kms:Decrypt", "EventsKey")},
+    # Lambda sends a scheduled run that failed its retries to the function's DeadLetterQueue.
+    **{
+        function: {
+            ("sqs:SendMessage", "ScheduleFailureQueue"),
+            ("kms:GenerateDataKey", "EventsKey"),
+            ("kms:Decrypt", "EventsKey"),
+        }
+        for function in SCHEDULED
+    },
 }
 
 
@@ -333,6 +364,11 @@ def test_no_function_calls_an_action_its_role_does_not_grant(
     # (a rebuild, the operator's, retires the old view version: the query catch-up drops it)
     recovery.rebuild(settings.load())
     run.fire("query_catch_up")
+    # (the view's chunked rebuild: started by the function, continued by its schedule)
+    start = {**deployed_scheduled_event(), "detail": {"start": True}}
+    runner.resolve_handler("functions.query.blueprint.rebuild")(start, None)
+    run.fire("query_rebuild")
+    run.fire("query_catch_up")
     by_name = {short_name(physical): logical for logical, physical in deployed.physical_ids.items()}
 
     def logical(identifier: str) -> str:
@@ -384,46 +420,123 @@ def test_concurrency_is_reserved_where_it_protects_the_tables(template: dict[str
         assert (reserved is None) == ("CKV_AWS_115" in skips), name
 
 
-def test_alarms_watch_dead_letters_the_outbox_the_stream_and_each_consumers_lag(
-    template: dict[str, Any],
-) -> None:
-    alarms = [
-        r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
+ALERTS = {"Fn::If": ["AlertsToTopic", {"Ref": "AlertsTopicArn"}, {"Ref": "AlertsTopic"}]}
+
+
+def alarms_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def test_every_alarm_wakes_the_alerts_target(template: dict[str, Any]) -> None:
+    """Each alarm publishes to the ``AlertsTopicArn`` topic or, without one, to the stack's own
+    alerts topic, which the ``AlertsEmail`` address is subscribed to; a rule refuses a stack
+    with neither."""
+    alarms = alarms_of(template)
+    assert alarms
+    for name, alarm in alarms.items():
+        assert alarm.get("AlarmActions") == [ALERTS], name
+        assert alarm.get("OKActions") == [ALERTS], name
+    resources = template["Resources"]
+    assert resources["AlertsTopic"]["Condition"] == "CreateAlertsTopic"
+    subscription = resources["AlertsSubscription"]
+    assert subscription["Condition"] == "CreateAlertsTopic"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlertsEmail"}
+    assert template["Conditions"] == {
+        "AlertsToTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlertsTopicArn"}, ""]}]},
+        "CreateAlertsTopic": {"Fn::Equals": [{"Ref": "AlertsTopicArn"}, ""]},
+    }
+    [assertion] = template["Rules"]["AlarmsWakeSomeone"]["Assertions"]
+    given = [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": p}, ""]}]} for p in ("AlertsEmail", "AlertsTopicArn")
     ]
-    watched = {(a["Namespace"], a["MetricName"]) for a in alarms}
-    assert watched == {
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-        ("AWS/Lambda", "IteratorAge"),
-        (names.METRIC_NAMESPACE, names.OLDEST_UNSENT_METRIC),
-        (names.METRIC_NAMESPACE, names.CONSUMER_LAG_METRIC),
-        (names.METRIC_NAMESPACE, names.PARKED_EVENTS_METRIC),
+    assert assertion["Assert"] == {"Fn::Or": given}
+
+
+def watched(alarm: dict[str, Any]) -> tuple[str, str, str]:
+    """(namespace, metric, what): ``what`` is the logical id or name its dimensions point at."""
+    values = []
+    for dimension in alarm["Dimensions"]:
+        value = dimension["Value"]
+        if isinstance(value, dict):
+            value = value.get("Ref") or value.get("Fn::GetAtt", [None])[0] or value.get("Fn::Sub")
+        values.append(str(value))
+    return alarm["Namespace"], alarm["MetricName"], "/".join(values)
+
+
+def failure_signals(template: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """Every failure signal of the packaged template, read from its resources."""
+    resources = template["Resources"]
+    stage = "Prefix"
+    signals = {
+        (names.METRIC_NAMESPACE, names.OLDEST_UNSENT_METRIC, stage),
+        (names.METRIC_NAMESPACE, "RearchivedEvents", stage),
+        *(
+            (names.METRIC_NAMESPACE, metric, f"{stage}/{consumer}")
+            for consumer in names.CONSUMERS
+            for metric in (names.CONSUMER_LAG_METRIC, names.PARKED_EVENTS_METRIC)
+        ),
+        ("AWS/ApiGateway", "5XXError", "${Prefix}-api/api"),
     }
-    dead_letter_queues = {
-        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
-        for a in alarms
-        if a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    queues_for_failures = set()
+    for name, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            signals |= {("AWS/Lambda", metric, name) for metric in ("Errors", "Throttles")}
+            for event in properties.get("Events", {}).values():
+                if event["Type"] == "DynamoDB":
+                    signals.add(("AWS/Lambda", "IteratorAge", name))
+                    failure = event["Properties"]["DestinationConfig"]["OnFailure"]
+                    queues_for_failures.add(failure["Destination"]["Fn::GetAtt"][0])
+            if "DeadLetterQueue" in properties:
+                queues_for_failures.add(properties["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0])
+        if "RedrivePolicy" in properties:  # a queue's, or a subscription's
+            queues_for_failures.add(
+                properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            )
+        if resource["Type"] == "AWS::SNS::Subscription" and properties["Protocol"] == "sqs":
+            signals.add(("AWS/SNS", "NumberOfNotificationsFailed", properties["TopicArn"]["Ref"]))
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            for kind in ("ReadThrottleEvents", "WriteThrottleEvents"):
+                signals.add(("AWS/DynamoDB", kind, name))
+                for index in properties.get("GlobalSecondaryIndexes", []):
+                    signals.add(("AWS/DynamoDB", kind, f"{name}/{index['IndexName']}"))
+    signals |= {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue) for queue in queues_for_failures
     }
-    assert dead_letter_queues == {f"{c.title()}DeadLetterQueue" for c in names.CONSUMERS}
-    [iterator] = [a for a in alarms if a["MetricName"] == "IteratorAge"]
-    assert iterator["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "OutboxPublisher"}}]
-    stage = {"Name": names.METRIC_DIMENSION, "Value": {"Ref": "Prefix"}}
-    lagging, parking = set(), set()
-    for alarm in alarms:
-        if alarm["MetricName"] == names.PARKED_EVENTS_METRIC:
-            assert alarm["Dimensions"][0] == stage
-            assert alarm["Threshold"] == 0  # one parked event is one too many
-            parking.add(alarm["Dimensions"][1]["Value"])
-        if alarm["MetricName"] == names.OLDEST_UNSENT_METRIC:
-            assert alarm["Dimensions"] == [stage]
-        if alarm["MetricName"] == names.CONSUMER_LAG_METRIC:
-            stage_dimension, consumer = alarm["Dimensions"]
-            assert stage_dimension == stage
-            assert consumer["Name"] == names.CONSUMER_DIMENSION
-            lagging.add(consumer["Value"])
-    assert lagging == set(names.CONSUMERS)  # an alarm per consumer
-    assert parking == set(names.CONSUMERS)
+    return signals
+
+
+def test_every_failure_signal_has_an_alarm(template: dict[str, Any]) -> None:
+    signals = failure_signals(template)
+    # (the signals the issue names are all among them, read from the template)
+    kinds = {(namespace, metric) for namespace, metric, _ in signals}
+    assert {metric for _, metric in kinds} >= {
+        "IteratorAge",
+        "Errors",
+        "Throttles",
+        "5XXError",
+        "ApproximateNumberOfMessagesVisible",
+        "NumberOfNotificationsFailed",
+        "RearchivedEvents",
+        names.CONSUMER_LAG_METRIC,
+        names.PARKED_EVENTS_METRIC,
+        "WriteThrottleEvents",
+    }
+    assert ("AWS/DynamoDB", "WriteThrottleEvents", "OutboxTable/unsent-index") in signals
+    assert len({q for n, m, q in signals if m == "ApproximateNumberOfMessagesVisible"}) == 6
+    alarmed = {watched(alarm) for alarm in alarms_of(template).values()}
+    assert not signals - alarmed, f"failure signals without an alarm: {sorted(signals - alarmed)}"
+    assert not alarmed - signals, f"alarms on no known signal: {sorted(alarmed - signals)}"
+
+
+def test_the_api_is_named_as_its_5xx_alarm_says(template: dict[str, Any]) -> None:
+    [api] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
+    assert api["Properties"]["Name"] == {"Fn::Sub": "${Prefix}-api"}
+    assert api["Properties"]["StageName"] == "api"
 
 
 def test_the_sweeper_and_catch_up_emit_the_alarmed_metrics(

@@ -15,7 +15,7 @@ from emulator import ministack
 from tests.ministack.conftest import STACK, Lane, eventually
 
 
-def blog(lane: Lane, *arguments: str) -> subprocess.CompletedProcess[str]:
+def blog(lane: Lane, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The ``blog`` command as a user runs it, with the three lines deploy-local prints."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     environment |= {
@@ -29,7 +29,7 @@ def blog(lane: Lane, *arguments: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=timeout,
     )
 
 

@@ -98,8 +98,9 @@ def test_find_reads_the_stacks_resources(lane: Lane) -> None:
     assert found.topic_arn.endswith(f":{names.resource(STACK, names.EVENTS_TOPIC)}")
     # every function with an event source has exactly its one mapping
     assert {f: len(u) for f, u in found.mappings.items()} == dict.fromkeys(MAPPED, 1)
-    # the API, the publisher, the sweeper, the segmenter, and each consumer's two functions
-    assert len(found.functions) == 4 + 2 * len(names.CONSUMERS)
+    # the API, the publisher, the sweeper, the segmenter, the view's rebuild, and each
+    # consumer's two functions
+    assert len(found.functions) == 5 + 2 * len(names.CONSUMERS)
     assert found.environment()[names.PREFIX_VARIABLE] == STACK
 
 

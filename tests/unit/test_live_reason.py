@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from functions.events import parse_event
-from functions.subscriptions.live import _reason
+from functions.validation import reason as _reason
 
 
 def reason_for(body: str) -> str:

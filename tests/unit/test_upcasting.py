@@ -99,7 +99,7 @@ def test_an_invalid_version_1_event_is_still_refused_after_upcasting() -> None:
 
 def test_an_author_is_bounded_in_events_and_carried_to_the_view() -> None:
     signed = CommentData(
-        id="c1", postId="p1", content="hi", status="pending", commentVersion=1, author="Ada"
+        id="c1", postId="p1", content="hi", status="approved", commentVersion=1, author="Ada"
     )
     created = CommentCreated.of(signed)
     assert parse_event(created.to_json()) == created
@@ -110,9 +110,13 @@ def test_an_author_is_bounded_in_events_and_carried_to_the_view() -> None:
     unsigned = CommentCreated.of(signed.model_copy(update={"id": "c2", "author": None}))
     view = projection.fold([PostCreated.of(PostData(id="p1", title="t")), created, unsigned])
     assert projection.render_view(view)["p1"]["comments"] == [
-        {"id": "c1", "content": "hi", "status": "pending", "author": "Ada"},
-        {"id": "c2", "content": "hi", "status": "pending"},
+        {"id": "c1", "content": "hi", "status": "approved", "author": "Ada"},
+        {"id": "c2", "content": "hi", "status": "approved"},
     ]
+    # AND, as the text, the author of a comment not approved is not served (docs/api.md)
+    pending = CommentCreated.of(signed.model_copy(update={"id": "c3", "status": "pending"}))
+    held = projection.fold([PostCreated.of(PostData(id="p1", title="t")), pending])
+    assert projection.render_view(held)["p1"]["comments"] == [{"id": "c3", "status": "pending"}]
 
 
 def test_a_mixed_history_folds_to_the_view_an_all_version_2_history_gives() -> None:
