@@ -18,7 +18,7 @@ from functions import aws
 def failing(
     service: str,
     operation: str,
-    error: Exception,
+    error: BaseException,
     times: int | None = None,
     when: Callable[[dict[str, Any]], bool] = lambda params: True,
 ) -> Iterator[list[dict[str, Any]]]:

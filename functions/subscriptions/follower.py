@@ -216,7 +216,8 @@ def _apply(
             event = parse_event(archived.payload)
         except (UnknownVersion, ValidationError) as error:
             report.unreadable += 1
-            _hold(settings, subscription, track, archived, str(error), True, outcome)
+            reason = str(error) if isinstance(error, UnknownVersion) else validation.reason(error)
+            _hold(settings, subscription, track, archived, reason, True, outcome)
             continue
         try:
             subscription.handle(settings, event, track)

@@ -34,7 +34,7 @@ def test_every_time_step_in_one_scripted_scenario() -> None:
             m.the_live_path_alone_converges,
             lambda: m.publisher_away_longer_than_the_stream("a day"),  # 25 h: out of the stream
             m.the_live_path_alone_converges,  # the sweeper publishes them from the outbox
-            lambda: m.consumer_paused_for_days("moderation", 8),
+            lambda: m.consumer_paused_for_days("moderation", 6),
             lambda: m.consumer_paused_for_days("query", 15),  # past the queue's retention
             m.sns_down_for_two_days,
             m.the_live_path_alone_converges,

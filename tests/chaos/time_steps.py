@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from emulator import template
 from emulator.aws_time import CLOCK, deadline, function_name, timeout_of
 from functions import archive, aws, names, settings
 from tests.faults import failing
@@ -29,14 +30,18 @@ if TYPE_CHECKING:
 MINUTE, HOUR, DAY = 60, 3600, 86_400
 JUMPS = (MINUTE, 5 * MINUTE, HOUR, 6 * HOUR, DAY + HOUR, 2 * DAY, 8 * DAY, 15 * DAY, 30 * DAY)
 """How far the clock moves in one step: from a minute to 30 days, across every retention
-(the stream's 24 h, the queues' 14 days, the archive's 7 days after sealing)."""
+(the stream's 24 h, the queues' 7 days and their DLQs' 14, the archive's 7 days after
+sealing)."""
 SCHEDULED = (
     "outbox_sweeper",
     "archive_segmenter",
     *(f"{consumer}_catch_up" for consumer in names.CONSUMERS),
 )
 """What runs meanwhile when the schedules are up (every minute or five on AWS)."""
-QUEUE_RETENTION = 14 * DAY
+QUEUE_RETENTION = int(
+    template.load()["Resources"]["QueryQueue"]["Properties"]["MessageRetentionPeriod"]
+)
+"""A consumer queue's retention, as the template sets it (its DLQ keeps messages longer)."""
 TIMED_OUT = {
     # source: (service, operation, its own table or None): the call past which it is stopped
     "outbox_publisher": ("dynamodb", "BatchWriteItem", names.ARCHIVE_TABLE),
@@ -182,11 +187,11 @@ class TimeSteps:
 
     @rule(
         consumer=st.sampled_from(names.CONSUMERS),
-        days=st.sampled_from((8, 15)),
+        days=st.sampled_from((6, 8, 15)),
     )
     def consumer_paused_for_days(self, consumer: str, days: int) -> None:
-        """A consumer paused for a week (its queue keeps its messages), or for longer than its
-        queue's 14-day retention (its messages are gone: its catch-up reads the archive)."""
+        """A consumer paused for most of a week (its queue keeps its messages), or for longer
+        than its queue's retention (its messages are gone: its catch-up reads the archive)."""
         if self.outage is not None:
             self.outage_starts_or_ends(consumer, "pause")  # ends the one under way
         self.outage_starts_or_ends(consumer, "pause")
@@ -195,7 +200,8 @@ class TimeSteps:
         self.runner.drain()
         self._advance(days * DAY, schedules_run=True)
         self.outage_starts_or_ends(consumer, "pause")  # ends it: the catch-up
-        self.faults["consumer_paused_a_week" if days < 14 else "queue_retention_exceeded"] += 1
+        outlived = days * DAY >= QUEUE_RETENTION
+        self.faults["queue_retention_exceeded" if outlived else "consumer_paused_a_week"] += 1
 
     @rule()
     def sns_down_for_two_days(self) -> None:

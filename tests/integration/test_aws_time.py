@@ -102,7 +102,7 @@ def receive(url: str) -> list[dict[str, Any]]:
 def test_a_message_older_than_its_queues_retention_is_gone(clock: Clock) -> None:
     url = queue()
     retention = int(attributes(url)["MessageRetentionPeriod"])
-    assert retention == 14 * DAY  # the template's
+    assert retention == 7 * DAY  # the template's (its DLQ keeps 14 days)
     aws.client("sqs").send_message(QueueUrl=url, MessageBody="old")
     clock.advance(retention - 60)
     assert (
