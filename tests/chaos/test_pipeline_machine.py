@@ -1,4 +1,4 @@
-"""Issue 7 (1): no event is lost, whatever fails, in whatever order. A hypothesis state machine.
+"""No event is lost, whatever fails, in whatever order. A hypothesis state machine.
 
 Each example deploys a fresh stack on moto and drives the whole pipeline (HTTP API, outbox,
 publisher, archive, SNS, the three consumers, catch-up, rebuild) through random steps: writes,

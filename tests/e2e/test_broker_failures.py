@@ -1,4 +1,4 @@
-"""Acceptance (issue 3): a broker outage or a publisher crash loses and repeats nothing."""
+"""A broker outage or a publisher crash loses and repeats nothing."""
 
 from botocore.exceptions import EndpointConnectionError
 

@@ -1,4 +1,4 @@
-"""Issue 4: the web page, in a real browser, on the `make dev` stack.
+"""The web page, in a real browser, on the `make dev` stack.
 
 Playwright for Python drives Debian's Chromium (``apt-get install chromium``; nothing here
 downloads a browser) in headless mode against the page that ``chalice local`` serves at ``GET /``

@@ -1,4 +1,4 @@
-"""Issue 15 (1): one focused test for each behaviour the no-loss guarantee rests on.
+"""One focused test for each behaviour the no-loss guarantee rests on.
 
 A mutation audit changed these behaviours one at a time and the suite still passed. Each test
 here fails when its behaviour is broken (docs/testing.md, "Mutations the suite must kill",

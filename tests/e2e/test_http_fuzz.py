@@ -1,4 +1,4 @@
-"""Issue 7 (2): every route, fuzzed with hypothesis: bodies, headers and paths.
+"""Every route, fuzzed with hypothesis: bodies, headers and paths.
 
 Bodies: raw bytes, text with null bytes and any unicode, lone surrogates, JSON of any shape,
 objects with the right keys and wrong values, nesting thousands of levels deep, and bodies

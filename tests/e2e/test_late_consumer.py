@@ -1,4 +1,4 @@
-"""Issue 11 (4): a consumer added after the fact gets every past event, by the mechanism alone.
+"""A consumer added after the fact gets every past event, by the mechanism alone.
 
 An ``audit`` consumer (it records every event it is given, once) is declared like any other:
 a ``Subscription`` with its handler and its own table, a queue handler and a catch-up schedule

@@ -1,4 +1,4 @@
-"""Issue 7 (4): the load generator, in small: 5 seconds of writes through a query outage.
+"""The load generator, in small: 5 seconds of writes through a query outage.
 
 ``python -m load.generator`` runs against the `make dev` stack started by ``local_stack``
 (``tests/e2e/conftest.py``), pauses the query consumer for two of its five seconds, and must

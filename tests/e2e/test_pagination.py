@@ -1,4 +1,4 @@
-"""GET /posts is one bounded page, newest first, with a Link to the next (issue 13).
+"""GET /posts is one bounded page, newest first, with a Link to the next.
 
 Through the HTTP API (``chalice.test.Client``), with posts and comments written through it and
 projected by the real pipeline on moto.

@@ -1,4 +1,4 @@
-"""Issue 7 (3): bad input on the queue side. Every consumer, every kind of bad message.
+"""Bad input on the queue side. Every consumer, every kind of bad message.
 
 Each consumer is paused while its queue fills with the good messages of a real scenario and,
 behind them, one message of each bad kind: malformed JSON, a wrong schema version, an unknown

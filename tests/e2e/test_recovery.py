@@ -1,4 +1,4 @@
-"""Acceptance (issue 3): rebuild, steady-state catch-up, holes, S3 segments, replay, redrive."""
+"""Rebuild, steady-state catch-up, holes, S3 segments, replay, redrive."""
 
 import json
 from collections.abc import Iterator

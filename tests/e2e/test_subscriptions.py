@@ -1,4 +1,4 @@
-"""Issue 11 (2): the live path and catch-up deliver the same cause at once; one effect results.
+"""The live path and catch-up deliver the same cause at once; one effect results.
 
 Moderation and comments emit events from their handlers. When the live path and a catch-up
 apply the same event concurrently, both compute the same decision and race to commit it; the

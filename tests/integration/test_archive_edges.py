@@ -1,4 +1,4 @@
-"""The archive adapter at its edges (issue 15, mutants that survived `make mutants`).
+"""The archive adapter at its edges (mutants that survived `make mutants`).
 
 The archive on moto's DynamoDB and S3, written the way the publisher writes it (``allocate``
 then ``record``). The test stage has 10 positions a bucket and a hole grace of 0 s.

@@ -1,4 +1,4 @@
-"""Issue 15 (5): a client that hangs up is not an error worth a traceback.
+"""A client that hangs up is not an error worth a traceback.
 
 A browser drops requests it no longer needs; under plain ``chalice local`` each one printed a
 ``BrokenPipeError`` / ``ConnectionResetError`` traceback, which failed the stack fixture's

@@ -1,4 +1,4 @@
-"""A consumer's checkpoint at its edges (issue 15, mutants that survived `make mutants`).
+"""A consumer's checkpoint at its edges (mutants that survived `make mutants`).
 
 The checkpoint adapter on moto's DynamoDB, in a consumer table with a hash key only
 (moderation) and one with a hash and a range key (comments). Seen marks are kept per

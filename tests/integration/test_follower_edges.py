@@ -1,4 +1,4 @@
-"""Catch-up and replay at their edges (issue 15, mutants that survived `make mutants`).
+"""Catch-up and replay at their edges (mutants that survived `make mutants`).
 
 A recording subscriber takes the place of a consumer's handler; the archive, the checkpoint
 table and the follower are the real ones on moto. Events are archived the way the publisher

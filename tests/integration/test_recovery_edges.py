@@ -1,4 +1,4 @@
-"""The view's rebuild and drop at their edges (issue 15, mutants that survived `make mutants`).
+"""The view's rebuild and drop at their edges (mutants that survived `make mutants`).
 
 Through the real pipeline on moto: posts and comments written over HTTP, delivered by the
 event-source runner, then a rebuild and the background drop of the retired version.

@@ -1,4 +1,4 @@
-"""The reason a poison message is logged with (issue 15, mutants that survived `make mutants`)."""
+"""The reason a poison message is logged with (mutants that survived `make mutants`)."""
 
 import pytest
 from pydantic import ValidationError

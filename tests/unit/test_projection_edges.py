@@ -1,4 +1,4 @@
-"""The projection at its edges (issue 15, mutants that survived `make mutants`). Pure."""
+"""The projection at its edges (mutants that survived `make mutants`). Pure."""
 
 from functions.events import (
     CommentCreated,
