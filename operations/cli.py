@@ -39,7 +39,6 @@ from emulator.control import ControlUnavailable, RemoteConsumers, control_url
 from emulator.local import STAGE, endpoint
 from emulator.moto_env import use_emulator
 from functions import aws
-from functions.settings import VARIABLES as settings_variables
 from functions.subscriptions import checkpoint
 from operations import deployed, ops
 
@@ -359,17 +358,7 @@ def _local(aws_port: int) -> Target:
 def _deployed(name: str) -> Target:
     """A deployed stack: its resources from CloudFormation, its functions' own settings."""
     resources = deployed.find(aws.client, name)
-    for function in resources.functions.values():
-        variables = (
-            aws.client("lambda")
-            .get_function_configuration(FunctionName=function)
-            .get("Environment", {})
-            .get("Variables", {})
-        )
-        for variable, value in variables.items():
-            if variable in settings_variables:
-                os.environ[variable] = value
-    os.environ.update(resources.environment())
+    deployed.use_settings(os.environ, deployed.settings_environment(aws.client, resources))
     consumers = deployed.StackConsumers(aws.client, resources)
     return Target(
         consumers,

@@ -12,7 +12,7 @@ enabling its function's event source mappings. It takes the runner's source name
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from emulator import stack as template_stack
 from emulator.runner import ClientFactory
 from functions import names
 from functions.query import recovery
+from functions.settings import VARIABLES as SETTINGS_VARIABLES
 from functions.settings import load as load_settings
 
 TABLES = {
@@ -107,12 +108,43 @@ class Resources(BaseModel):
         return self.functions[to_cfn_resource_name(source)]
 
     def environment(self) -> dict[str, str]:
-        """The settings variables of the stack's functions (see ``functions/settings.py``)."""
+        """The settings variables named by the stack's resources (the functions may set more:
+        ``settings_environment``)."""
         return {
             names.PREFIX_VARIABLE: self.prefix,
             "EVENTS_TOPIC_ARN": self.topic_arn,
             "ARCHIVE_BUCKET": self.archive_bucket,
         }
+
+
+def settings_environment(client: ClientFactory, resources: Resources) -> dict[str, str | None]:
+    """Every settings variable (``functions/settings.py``) as the stack's functions run with it:
+    its value, or None where they leave it unset (their default applies, not this shell's).
+
+    A process acting on the stack (the ``blog`` command, a test) must read and write with the
+    functions' settings: the archive's bucket of a position is ``position // segment_size``, so
+    a different ``ARCHIVE_SEGMENT_SIZE`` writes records where the functions never look.
+    """
+    values: dict[str, str | None] = dict.fromkeys(SETTINGS_VARIABLES)
+    for function in resources.functions.values():
+        variables = (
+            client("lambda")
+            .get_function_configuration(FunctionName=function)
+            .get("Environment", {})
+            .get("Variables", {})
+        )
+        values.update({k: v for k, v in variables.items() if k in SETTINGS_VARIABLES})
+    values.update(resources.environment())
+    return values
+
+
+def use_settings(environ: MutableMapping[str, str], values: Mapping[str, str | None]) -> None:
+    """Set ``values`` (from ``settings_environment``) in ``environ``, removing the unset ones."""
+    for variable, value in values.items():
+        if value is None:
+            environ.pop(variable, None)
+        else:
+            environ[variable] = value
 
 
 def find(client: ClientFactory, name: str) -> Resources:
