@@ -26,6 +26,7 @@ consumer goes to the runner's control API on ``AWS_PORT + 1``.
 import argparse
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -367,7 +368,19 @@ def _deployed(name: str) -> Target:
     )
 
 
+def _logs_to_stderr() -> None:
+    """The functions' log lines go to stderr: Powertools writes them to stdout, where Lambda
+    reads them, but here stdout holds only the command's answer (one JSON document with
+    ``--json``)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
+
+
 def run(argv: Sequence[str]) -> int:
+    _logs_to_stderr()
     try:
         arguments = parse(argv)
         target = _deployed(arguments.stack) if arguments.stack else _local(arguments.aws_port)

@@ -252,9 +252,10 @@ def test_a_rebuild_over_mixed_versions_equals_the_live_view(
     versions = {(e["type"], e["version"]) for e in archived}
     assert {("CommentCreated", 1), ("CommentCreated", 2), ("CommentUpdated", 2)} <= versions
     live = api.get(f"/posts/{post['id']}")[1]
-    assert [(c["content"], c["status"], c.get("author")) for c in live["comments"]] == [
+    # (a rejected comment is served without its text or author: docs/api.md)
+    assert [(c.get("content"), c["status"], c.get("author")) for c in live["comments"]] == [
         ("old one", "approved", None),
-        ("an orange", "rejected", None),
+        (None, "rejected", None),
         ("new one", "approved", "Grace"),
         ("new apple", "approved", None),
     ]
