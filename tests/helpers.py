@@ -99,3 +99,18 @@ def backdate_outbox(seconds: float) -> None:
             UpdateExpression="SET created_at = :then",
             ExpressionAttributeValues=to_item({":then": then}),
         )
+
+
+def scheduled_event(**detail: Any) -> dict[str, Any]:
+    """An EventBridge schedule's event, as Lambda hands it to a scheduled function."""
+    return {
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }

@@ -15,7 +15,7 @@ from tests.conftest import Api
 from tests.e2e.test_guarantees import titles
 from tests.e2e.test_outages import oracle_view
 from tests.faults import failing
-from tests.helpers import scan
+from tests.helpers import scan, scheduled_event
 
 POSTS = 7
 
@@ -74,17 +74,7 @@ def test_a_sweep_stops_paging_when_its_time_runs_short(
         def get_remaining_time_in_millis(self) -> int:
             return 0
 
-    event = {
-        "version": "0",
-        "id": "1",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-01-01T00:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
+    event = scheduled_event()
     # WHEN the sweeper runs
     report = resolve_handler("functions.publisher.sweep_unsent")(event, NoTimeLeft())
     # THEN it swept one page and left the rest to the next run

@@ -14,18 +14,7 @@ from functions import settings
 from functions.query import recovery, store
 from tests.conftest import Api
 from tests.faults import failing
-
-SCHEDULE = {
-    "version": "0",
-    "id": "00000000-0000-0000-0000-000000000000",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-01-01T00:00:00Z",
-    "region": "us-east-1",
-    "resources": [],
-    "detail": {},
-}
+from tests.helpers import scheduled_event
 
 
 def seed(api: Api, runner: EventSourceRunner, posts: int) -> None:
@@ -98,7 +87,7 @@ def test_the_function_starts_a_rebuild_and_its_schedule_finishes_it(
     _, before = api.every_post()
     # WHEN the function is asked to start (one step per invocation without a Lambda context)
     handler = runners.resolve_handler("functions.query.blueprint.rebuild")
-    first = handler({**SCHEDULE, "detail": {"start": True}}, None)
+    first = handler(scheduled_event(start=True), None)
     assert first["building"] == "v2"
     # THEN its schedule carries it to the switch, and after that has nothing to do
     runs = 0
@@ -108,12 +97,12 @@ def test_the_function_starts_a_rebuild_and_its_schedule_finishes_it(
     assert runs >= 1  # (the runner gives a Lambda context: a run steps until it is done)
     assert store.pointer(settings.load()) == store.Pointer(active="v2")
     assert api.every_post() == (200, before)
-    idle = handler(SCHEDULE, None)
+    idle = handler(scheduled_event(), None)
     assert (idle["active"], idle["building"]) == ("v2", None)
 
 
 def test_an_unknown_request_is_refused(deployed: Any) -> None:
     handler = runners.resolve_handler("functions.query.blueprint.rebuild")
     with pytest.raises(Exception, match="start_now"):
-        handler({**SCHEDULE, "detail": {"start_now": True}}, None)
+        handler(scheduled_event(start_now=True), None)
     assert store.pointer(settings.load()).building is None

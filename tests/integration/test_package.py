@@ -31,7 +31,7 @@ from operations import ops
 from tests.conftest import Api
 from tests.e2e.test_seed_scenario import run_seed_scenario
 from tests.faults import failing
-from tests.helpers import PREFIX
+from tests.helpers import PREFIX, scheduled_event
 
 FUNCTION = contextvars.ContextVar[str | None]("FUNCTION", default=None)
 
@@ -213,21 +213,6 @@ def recorded(
     return calls
 
 
-def deployed_scheduled_event() -> dict[str, Any]:
-    """An EventBridge schedule's event (what the runner's schedules send)."""
-    return {
-        "version": "0",
-        "id": "00000000-0000-0000-0000-000000000000",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-01-01T00:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
-
-
 def handler_function(handler_string: str) -> str:
     import app
 
@@ -365,7 +350,7 @@ def test_no_function_calls_an_action_its_role_does_not_grant(
     recovery.rebuild(settings.load())
     run.fire("query_catch_up")
     # (the view's chunked rebuild: started by the function, continued by its schedule)
-    start = {**deployed_scheduled_event(), "detail": {"start": True}}
+    start = scheduled_event(start=True)
     runner.resolve_handler("functions.query.blueprint.rebuild")(start, None)
     run.fire("query_rebuild")
     run.fire("query_catch_up")
