@@ -32,22 +32,9 @@ from tests.conftest import Api
 from tests.e2e.test_seed_scenario import run_seed_scenario
 from tests.faults import failing
 from tests.helpers import PREFIX, scheduled_event
+from tests.integration.conftest import functions_of
 
 FUNCTION = contextvars.ContextVar[str | None]("FUNCTION", default=None)
-
-
-@pytest.fixture(scope="module")
-def template(packaged: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(packaged.read_text())
-    return document
-
-
-def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource["Properties"]
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
 
 
 def test_the_zip_ships_app_and_functions(packaged: Path) -> None:

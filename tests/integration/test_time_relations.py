@@ -4,14 +4,11 @@ Each relation is stated in docs/time.md; this reads every number from the templa
 ``make package`` builds, so raising one timeout without its grace fails here.
 """
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from emulator.template import FUNCTIONS, ROOT, load
+from tests.integration.conftest import functions_of
 
 # AWS's documented limits and guidance (Lambda developer guide: "Configure Lambda function
 # timeout", "Configuring an Amazon SQS queue to use with Lambda", "Lambda parameters for
@@ -20,20 +17,6 @@ LAMBDA_MAX_TIMEOUT = 900
 VISIBILITY_PER_TIMEOUT = 6
 MIN_MAX_RECEIVE_COUNT = 5
 RECORD_AGE_RANGE = (60, 604_800)
-
-
-@pytest.fixture(scope="module")
-def template(packaged: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(packaged.read_text())
-    return document
-
-
-def functions_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        name: resource["Properties"]
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
 
 
 def resolve(template: dict[str, Any], value: Any) -> Any:
