@@ -90,7 +90,8 @@ class RebuildRequest(BaseModel):
 
 REBUILD_RESERVE_MS = 20_000
 """Time left in an invocation below which no new rebuild step begins (a step of
-``recovery.STEP`` positions takes seconds; the function's timeout is 60 s)."""
+``recovery.STEP`` positions takes seconds; the function's timeout is 900 s, infra/functions.yaml;
+a step cut short by it resumes from its saved watermark at the next run)."""
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="query_rebuild")
