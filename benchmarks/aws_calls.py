@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 from benchmarks.machine import ROOT
 
@@ -87,7 +87,7 @@ class CallCounter:
         elif call.operation in ("Query", "Scan"):
             call.items = int(parsed.get("Count", 0))
 
-    def __enter__(self) -> CallCounter:
+    def __enter__(self) -> Self:
         from functions import aws
 
         for service in self.services:

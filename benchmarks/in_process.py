@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import json
 import logging
 import os
 import warnings
@@ -35,6 +36,8 @@ class InProcess:
     api: InProcessApi
     runner: Any  # emulator.runner.EventSourceRunner
     consumers: Any  # emulator.control.LocalConsumers
+    output: Output
+    """What the functions wrote to stdout (their log lines and metrics), counted, not kept."""
 
     @property
     def settings(self) -> Any:  # functions.settings.Settings, read now (as the code does)
@@ -49,12 +52,13 @@ def in_process_stack(overrides: Mapping[str, str] | None = None) -> Iterator[InP
     from emulator.config import stage_environment
     from emulator.moto_env import use_emulator
 
+    output = Output()
     with (
         scoped_environ(drop=("AWS_ENDPOINT_URL",)),
         _quiet_moto(),
         warnings.catch_warnings(),
         # the functions' metrics are log lines on stdout (CloudWatch embedded metric format)
-        contextlib.redirect_stdout(_Discard()),
+        contextlib.redirect_stdout(output),
     ):
         use_emulator(stage_environment("test"))
         os.environ.update({**BENCH_ENVIRONMENT, **(overrides or {})})
@@ -79,7 +83,7 @@ def in_process_stack(overrides: Mapping[str, str] | None = None) -> Iterator[InP
                 with Client(app.app, stage_name="test", project_dir=str(PROJECT)) as client:
                     # The client applies the test stage's variables (segment size 10) around
                     # each request only; the routes never read the segment size.
-                    yield InProcess(InProcessApi(client), runner, LocalConsumers(runner))
+                    yield InProcess(InProcessApi(client), runner, LocalConsumers(runner), output)
             finally:
                 aws.reset()
                 gc.unfreeze()
@@ -93,9 +97,33 @@ def settle_memory() -> None:
     gc.freeze()
 
 
-class _Discard(io.TextIOBase):
+class Output(io.TextIOBase):
+    """A sink for the functions' stdout: the bytes written, and each CloudWatch metric its
+    embedded-metric-format lines define (namespace, name and dimension values), kept apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.metrics: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+
     def write(self, text: str) -> int:
+        self.bytes += len(text.encode())
+        if '"_aws"' in text:
+            for line in text.splitlines():
+                self._metrics_of(line)
         return len(text)
+
+    def _metrics_of(self, line: str) -> None:
+        try:
+            document = json.loads(line)
+            directives = document["_aws"]["CloudWatchMetrics"]
+        except (ValueError, KeyError, TypeError):
+            return
+        for directive in directives:
+            for dimensions in directive.get("Dimensions", [[]]):
+                values = tuple(sorted((d, str(document.get(d))) for d in dimensions))
+                for metric in directive.get("Metrics", []):
+                    self.metrics.add((directive["Namespace"], metric["Name"], values))
 
 
 @contextmanager
