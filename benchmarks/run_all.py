@@ -21,6 +21,7 @@ BENCHMARKS = {
     "recovery_vs_history": 40 * 60,
     "rebuild": 20 * 60,
     "requests_per_action": 5 * 60,
+    "cost": 15 * 60,
     "local_latency": 25 * 60,
     "hold_under_load": 40 * 60,
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks import (
     compare_commits,
+    cost,
     local_latency,
     rebuild,
     recovery_vs_history,
@@ -57,7 +58,21 @@ def test_requests_per_action_smoke(tmp_path: Path) -> None:
     post = next(f for f in result["flows"] if f["flow"] == "post" and f["batch"] == 1)
     assert post["per_action"]["function:api_handler dynamodb.TransactWriteItems"] == 1
     assert post["per_action"]["function:outbox_publisher sns.PublishBatch"] == 1
-    assert result["per_million_posts"]["10"]["measured"] > 0
+
+
+def test_cost_smoke(tmp_path: Path) -> None:
+    result = cost.run(tmp_path, history=120, history_posts=1, segment_size=50)
+    page = (tmp_path / "COST.md").read_text()
+    assert "per million posts" in page
+    assert "The biggest line item" in page
+    post = sum(result["flows"]["post"]["1"].values(), cost.Usage())
+    # a post's transaction (2 items, twice), the publisher's claim, position, record and flip,
+    # the view's pointer row, post row and seen mark: at least 10 write units, one publish
+    assert post.write_units >= 10
+    assert (post.sns_requests, post.api_requests) == (1, 1)
+    cost_per_million = result["per_million_posts"]
+    assert sum(cost_per_million["write_path"].values()) > sum(cost_per_million["floor"].values())
+    assert json.loads((tmp_path / "cost.json").read_text())["alarms"] > 0
 
 
 def test_local_latency_smoke(tmp_path: Path) -> None:
