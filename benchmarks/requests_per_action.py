@@ -1,5 +1,5 @@
 """Requests per user action: every AWS call one post, and one comment through its lifecycle,
-costs, against the minimum the design needs, and what a million posts cost at list prices.
+costs, against the minimum the design needs. What they cost in dollars: ``benchmarks.cost``.
 
 Calls are counted with botocore's ``before-call``/``after-call`` event hooks on the clients
 every piece of code uses (``functions.aws``), on the in-process stack, and attributed by the
@@ -25,7 +25,6 @@ from benchmarks.report import log
 
 NAME = "requests_per_action"
 BATCHES = (1, 10)
-MILLION = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -142,113 +141,6 @@ def _invocations_minimum(flow: str, n: int) -> dict[str, float]:
     return {name: counts[per] / n for name, per in MINIMUM_INVOCATIONS[flow].items()}
 
 
-# --- list prices ----------------------------------------------------------------------------
-
-PRICES_AS_OF = "2025-01"
-PRICES_CHECKED = "2026-11-23"
-CROSS_CHECKS = (
-    "DynamoDB's on-demand $0.625 and $0.125 per million units in airbyte.com's DynamoDB "
-    "pricing guide (2025-07); SQS's $0.40 and SNS's $0.50 per million requests in "
-    "factualminds.com's SQS and SNS pricing posts (2026-06), SQS's also in cloudburn.io's "
-    "(2026-03)"
-)
-PRICES = {
-    "api_gateway_rest_request": 3.50 / MILLION,
-    "lambda_request": 0.20 / MILLION,
-    "lambda_gb_second": 0.0000166667,
-    "dynamodb_write_request_unit": 0.625 / MILLION,
-    "dynamodb_read_request_unit": 0.125 / MILLION,
-    "sns_request": 0.50 / MILLION,
-    "sqs_request": 0.40 / MILLION,
-}
-PRICE_SOURCES = {
-    "API Gateway REST API, per request (first 333 million a month)": (
-        "$3.50 per million",
-        "https://aws.amazon.com/api-gateway/pricing/",
-    ),
-    "Lambda, per request": ("$0.20 per million", "https://aws.amazon.com/lambda/pricing/"),
-    "Lambda, duration (x86)": (
-        "$0.0000166667 per GB-second",
-        "https://aws.amazon.com/lambda/pricing/",
-    ),
-    "DynamoDB on-demand, write request unit": (
-        "$0.625 per million (after the November 2024 cut)",
-        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-    ),
-    "DynamoDB on-demand, read request unit": (
-        "$0.125 per million",
-        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-    ),
-    "DynamoDB Streams read by a Lambda trigger": (
-        "free",
-        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-    ),
-    "SNS standard topic, per request (64 KB chunk; a PublishBatch of small messages is one)": (
-        "$0.50 per million",
-        "https://aws.amazon.com/sns/pricing/",
-    ),
-    "SNS delivery to SQS": ("free", "https://aws.amazon.com/sns/pricing/"),
-    "SQS standard queue, per request (64 KB chunk; a batch is one)": (
-        "$0.40 per million",
-        "https://aws.amazon.com/sqs/pricing/",
-    ),
-}
-LAMBDA_GB_SECONDS_ASSUMED = 0.128 * 0.1
-"""Not measured: 128 MB (Chalice's default) for 100 ms per invocation."""
-
-
-def request_units(call: aws_calls.Call) -> tuple[float, float]:
-    """(write, read) request units of a DynamoDB call, for items under 1 KB (4 KB for reads).
-
-    Transactions cost two units per item (ConditionCheck counted like a write: an assumption);
-    a failed conditional write still costs its unit; a strongly consistent read one unit, an
-    eventually consistent one half.
-    """
-    if call.service != "dynamodb":
-        return 0.0, 0.0
-    params = call.params
-    read = 1.0 if params.get("ConsistentRead") else 0.5
-    match call.operation:
-        case "TransactWriteItems":
-            return 2.0 * len(params["TransactItems"]), 0.0
-        case "BatchWriteItem":
-            return float(sum(len(r) for r in params["RequestItems"].values())), 0.0
-        case "PutItem" | "UpdateItem" | "DeleteItem":
-            return 1.0, 0.0
-        case "GetItem" | "Query":
-            return 0.0, read
-    return 0.0, 0.0
-
-
-def cost(calls: list[aws_calls.Call], invocations: float, actions: int) -> dict[str, float]:
-    """Dollars per action, by service, from the calls of ``actions`` actions (polls that found
-    nothing left out), ``invocations`` Lambda invocations per action and one API request."""
-    wru = rru = 0.0
-    sns = sqs = 0.0
-    for call in calls:
-        if call.empty:
-            continue
-        write, read = request_units(call)
-        wru, rru = wru + write, rru + read
-        if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
-            sns += 1
-        if call.service == "sqs":
-            sqs += 1
-            if call.operation == "ReceiveMessage":
-                sqs += call.items  # each message SNS delivered was one SQS request
-    return {
-        "api_gateway": PRICES["api_gateway_rest_request"],
-        "lambda_requests": invocations * PRICES["lambda_request"],
-        "lambda_duration_assumed": invocations
-        * LAMBDA_GB_SECONDS_ASSUMED
-        * PRICES["lambda_gb_second"],
-        "dynamodb_writes": wru * PRICES["dynamodb_write_request_unit"] / actions,
-        "dynamodb_reads": rru * PRICES["dynamodb_read_request_unit"] / actions,
-        "sns": sns * PRICES["sns_request"] / actions,
-        "sqs": sqs * PRICES["sqs_request"] / actions,
-    }
-
-
 # --- measuring ------------------------------------------------------------------------------
 
 
@@ -331,20 +223,6 @@ def _flow_result(
         key = f"{step.actor} {step.call}"
         minimum[key] = minimum.get(key, 0.0) + step.count(n)
     minimum_invocations = _invocations_minimum(flow, n)
-    measured_cost = cost(calls.calls, sum(invoked.values()), n)
-    minimal_calls = [
-        aws_calls.Call(
-            actor=actor,
-            service=call.split(".", 1)[0],
-            operation=call.split(".", 1)[1],
-            params=_minimal_params(actor, call, n),
-            items=min(n, 10) if call == "sqs.ReceiveMessage" else 0,
-        )
-        for key, per in minimum.items()
-        for actor, call in [key.split(" ", 1)]
-        for _ in range(round(per * n))
-    ]
-    minimum_cost = cost(minimal_calls, sum(minimum_invocations.values()), n)
     return {
         "flow": flow,
         "batch": n,
@@ -354,22 +232,7 @@ def _flow_result(
         "invocations": invoked,
         "minimum_invocations": minimum_invocations,
         "catch_up_calls": catch_up.by_operation(),
-        "cost": measured_cost,
-        "minimum_cost": minimum_cost,
     }
-
-
-def _minimal_params(actor: str, call: str, n: int) -> dict[str, Any]:
-    """Enough parameters for ``request_units`` on the design's minimum for a batch of ``n``."""
-    if call == "dynamodb.TransactWriteItems" and actor == PUBLISHER:
-        return {"TransactItems": [{}] * n}  # the publisher's claim: one item per record
-    if call == "dynamodb.TransactWriteItems":
-        return {"TransactItems": [{}, {}]}  # two items (the comment's also checks the post)
-    if call == "dynamodb.BatchWriteItem":
-        return {"RequestItems": {"t": [{}] * min(n, 25)}}  # the batch's events, 25 a call
-    if call in ("dynamodb.GetItem", "dynamodb.Query"):
-        return {"ConsistentRead": True}
-    return {}
 
 
 def measure() -> dict[str, Any]:
@@ -386,12 +249,6 @@ def measure() -> dict[str, Any]:
 
 def _flow(result: dict[str, Any], flow: str, n: int) -> dict[str, Any]:
     return next(f for f in result["flows"] if f["flow"] == flow and f["batch"] == n)
-
-
-def per_million_posts(result: dict[str, Any], n: int, which: str) -> dict[str, float]:
-    """Dollars for a million posts, each with two comments, at batch size ``n``."""
-    post, comment = _flow(result, "post", n)[which], _flow(result, "comment", n)[which]
-    return {k: MILLION * (post[k] + 2 * comment[k]) for k in post}
 
 
 def _n(value: float) -> str:
@@ -491,73 +348,23 @@ def markdown(result: dict[str, Any]) -> str:
             )
         )
         lines.append("")
-    lines += _cost_section(result)
+    lines += [
+        "What these calls cost in dollars, with the items' real sizes, at the design load: "
+        "[COST.md](COST.md) (`python -m benchmarks.cost`).",
+    ]
     return "\n".join(lines)
 
 
-def _cost_section(result: dict[str, Any]) -> list[str]:
-    headers = ["per million posts, each with two comments", "batch 1", "batch 10"]
-    parts = [
-        ("API Gateway", "api_gateway"),
-        ("Lambda requests", "lambda_requests"),
-        ("Lambda duration (assumed 128 MB x 100 ms)", "lambda_duration_assumed"),
-        ("DynamoDB writes", "dynamodb_writes"),
-        ("DynamoDB reads", "dynamodb_reads"),
-        ("SNS", "sns"),
-        ("SQS", "sqs"),
-    ]
-    rows = []
-    totals = {}
-    for which, label in (("cost", "measured"), ("minimum_cost", "minimum")):
-        one = per_million_posts(result, 1, which)
-        ten = per_million_posts(result, 10, which)
-        totals[label] = (sum(one.values()), sum(ten.values()))
-        if which == "cost":
-            rows += [[name, f"${one[key]:,.2f}", f"${ten[key]:,.2f}"] for name, key in parts]
-    measured, minimum = totals["measured"], totals["minimum"]
-    rows.append(["**total, measured**", f"**${measured[0]:,.2f}**", f"**${measured[1]:,.2f}**"])
-    rows.append(["total, the design's minimum", f"${minimum[0]:,.2f}", f"${minimum[1]:,.2f}"])
-    prices = [[name, price, url] for name, (price, url) in PRICE_SOURCES.items()]
-    return [
-        "### Cost per million posts (each with two comments)",
-        "",
-        report.table(headers, rows),
-        "",
-        f"**Prices**: AWS list prices for us-east-1 as of {PRICES_AS_OF}, not read from AWS's "
-        "pricing pages (out of the benchmark's reach): cited from memory, then cross-checked "
-        f"({PRICES_CHECKED}) against third-party pages found in stored copies: {CROSS_CHECKS}. "
-        "API Gateway's and Lambda's were not cross-checked. Check the current pricing pages "
-        "before relying on them. Free tiers, storage, data transfer, "
-        "CloudWatch Logs and the once-a-minute schedules (catch-up, sweeper: about 43,000 "
-        "invocations a month each, whatever the load) are left out. Lambda duration is not "
-        "measured here: 128 MB for 100 ms per invocation is an assumption. DynamoDB units "
-        "assume items under 1 KB: a transaction costs 2 write units per item (its "
-        "ConditionCheck counted as one), a strongly consistent read 1 unit. SQS counts each "
-        "message SNS delivers as one request, plus every receive and delete. The scheduled "
-        "catch-up folds the live path's seen marks into its watermark with one write per "
-        "10,000-position bucket a run, whatever the load: left out with the schedules.",
-        "",
-        report.table(["price", "list price", "page"], prices),
-    ]
-
-
 def run(output: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"machine": machine.machine(), "prices_as_of": PRICES_AS_OF}
+    result: dict[str, Any] = {"machine": machine.machine()}
     result.update(measure())
-    result["per_million_posts"] = {
-        str(n): {
-            "measured": sum(per_million_posts(result, n, "cost").values()),
-            "minimum": sum(per_million_posts(result, n, "minimum_cost").values()),
-        }
-        for n in BATCHES
-    }
     result["markdown"] = markdown(result)
     report.write_result(NAME, result, result["markdown"], output)
     return result
 
 
 def main() -> None:
-    arguments = report.arguments("AWS requests per user action, and their cost.")
+    arguments = report.arguments("AWS requests per user action.")
     print(run(arguments.output)["markdown"])  # one size: --quick changes nothing
 
 
