@@ -1,6 +1,7 @@
 """The docs stay a newcomer's: a short README, links that resolve inside the repository, and
 nothing pointing outside it."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -48,3 +49,29 @@ def test_nothing_outside_the_tests_points_outside_the_repository() -> None:
         and "../shared" in path.read_text(errors="ignore")
     ]
     assert outside == []
+
+
+def test_the_cost_in_the_scaling_model_is_the_cost_benchmarks_last_result() -> None:
+    # GIVEN the cost benchmark's last result (python -m benchmarks.cost)
+    result = json.loads((ROOT / "benchmarks" / "results" / "cost.json").read_text())
+    cost = result["per_million_posts"]
+    write_path, floor = sum(cost["write_path"].values()), sum(cost["floor"].values())
+    reads, fixed = sum(cost["reads"].values()), sum(cost["fixed"].values())
+    # THEN docs/scaling.md states its figures and names its biggest line item
+    scaling = (ROOT / "docs" / "scaling.md").read_text()
+    figures = {
+        "write path": write_path,
+        "floor": floor,
+        "reads": reads,
+        "fixed share": fixed,
+        "all in": write_path + reads + fixed,
+        "biggest line item": cost["write_path"]["dynamodb_writes"],
+        "with a batching window": cost["with_batching_window"],
+    }
+    missing = {name: f"${value:,.2f}" for name, value in figures.items()}
+    missing = {name: text for name, text in missing.items() if text not in scaling}
+    assert missing == {}
+    assert f"{write_path / floor:.1f} times its floor" in scaling
+    biggest = max([*cost["write_path"].values(), *cost["reads"].values(), *cost["fixed"].values()])
+    assert biggest == cost["write_path"]["dynamodb_writes"]
+    assert "The biggest line item is DynamoDB write units on the write path" in scaling
