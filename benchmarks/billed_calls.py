@@ -68,6 +68,16 @@ class BilledCalls(aws_calls.CallCounter):
     bills: dict[int, Bill] = field(default_factory=dict)
     _tables: dict[str, billing.Table] = field(default_factory=dict)
     _started: dict[int, tuple[float, Any]] = field(default_factory=dict)
+    _client: Any = None
+
+    def _dynamodb(self) -> Any:
+        """A DynamoDB client of the ledger's own: its reads are neither counted nor billed."""
+        if self._client is None:
+            from functions import aws
+
+            region = aws.client("dynamodb").meta.region_name
+            self._client = aws._session().client("dynamodb", region_name=region)
+        return self._client
 
     def _before(
         self, params: dict[str, Any], model: Any, context: dict[str, Any], **rest: Any
@@ -95,7 +105,7 @@ class BilledCalls(aws_calls.CallCounter):
 
     def _table(self, name: str) -> billing.Table:
         if name not in self._tables:
-            description = _raw("dynamodb").describe_table(TableName=name)["Table"]
+            description = self._dynamodb().describe_table(TableName=name)["Table"]
             self._tables[name] = billing.table_from_description(description)
         return self._tables[name]
 
@@ -129,7 +139,7 @@ class BilledCalls(aws_calls.CallCounter):
         return {k: item[k] for k in self._table(table).keys}
 
     def _touched(self, call: aws_calls.Call) -> list[dict[str, Any] | None]:
-        client = _raw("dynamodb")
+        client = self._dynamodb()
         return [
             client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
             for table, key, _ in self._targets(call)
@@ -199,14 +209,6 @@ def _payload_bytes(call: aws_calls.Call, parsed: dict[str, Any]) -> int:
         case "ReceiveMessage":
             return sum(len(m.get("Body", "").encode()) for m in parsed.get("Messages", []))
     return len(json.dumps(params, default=str).encode())
-
-
-def _raw(service: str) -> Any:
-    """A client of the benchmark's own: its calls are neither counted nor billed."""
-
-    from functions import aws
-
-    return aws._session().client(service, region_name=aws.client(service).meta.region_name)
 
 
 @contextmanager
