@@ -12,11 +12,12 @@ latency AWS is assumed to take (``ASSUMED_LATENCY_MS``).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from benchmarks import aws_calls, billing
 
@@ -51,7 +52,9 @@ class Bill:
     delivered: int = 0
     """Messages a ReceiveMessage returned (each one an SNS delivery into the queue)."""
     cpu_seconds: float = 0.0
-    """CPU time inside the call (moto's work, and the bill's own reads)."""
+    """CPU time that is not the function's: moto answering the call (from the first to the last
+    ``before-send`` handler) and the ledger's own reads. botocore's work on the client side
+    (validation, serialising, signing, parsing) stays the function's, as on Lambda."""
 
 
 @dataclass
@@ -62,8 +65,15 @@ class Invocation:
     calls: int
 
 
+_CURRENT = threading.local()
+"""The call in flight on this thread (a thread makes one call at a time)."""
+
+
 @dataclass
 class BilledCalls(aws_calls.CallCounter):
+    """The calls and invocations, billed. Single-threaded use (the runner's ``drain``): an
+    invocation owns the calls made between its start and its end."""
+
     invocations: list[Invocation] = field(default_factory=list)
     bills: dict[int, Bill] = field(default_factory=dict)
     _tables: dict[str, billing.Table] = field(default_factory=dict)
@@ -82,21 +92,56 @@ class BilledCalls(aws_calls.CallCounter):
     def _before(
         self, params: dict[str, Any], model: Any, context: dict[str, Any], **rest: Any
     ) -> None:
-        started = time.thread_time()
         super()._before(params=params, model=model, context=context, **rest)
         call: aws_calls.Call = context["benchmark_call"]
+        started = time.thread_time()
         before = self._touched(call) if call.service == "dynamodb" else None
-        self._started[id(call)] = (started, before)
+        self._started[id(call)] = (time.thread_time() - started, before)
+        _CURRENT.call = call
+
+    def _send_started(self, **_: Any) -> None:
+        _CURRENT.sent = time.thread_time()
+
+    def _send_answered(self, **_: Any) -> None:
+        call = getattr(_CURRENT, "call", None)
+        if call is not None:
+            overhead, before = self._started[id(call)]
+            self._started[id(call)] = (overhead + time.thread_time() - _CURRENT.sent, before)
 
     def _after(self, parsed: dict[str, Any], context: dict[str, Any], **rest: Any) -> None:
         super()._after(parsed=parsed, context=context, **rest)
+        _CURRENT.call = None
         call: aws_calls.Call | None = context.get("benchmark_call")
-        if call is None:
+        if call is None or id(call) not in self._started:
             return
-        started, before = self._started.pop(id(call))
+        overhead, before = self._started.pop(id(call))
+        started = time.thread_time()
         bill = self._bill(call, parsed, before)
-        bill.cpu_seconds = time.thread_time() - started
+        bill.cpu_seconds = overhead + time.thread_time() - started
         self.bills[id(call)] = bill
+
+    def __enter__(self) -> Self:
+        from functions import aws
+
+        super().__enter__()
+        for service in self.services:
+            events = aws.client(service).meta.events
+            # moto answers in a before-send handler; these two run first and last around it
+            events.register_first("before-send", self._send_started, unique_id=self._id("s"))
+            events.register_last("before-send", self._send_answered, unique_id=self._id("a"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from functions import aws
+
+        for service in self.services:
+            events = aws.client(service).meta.events
+            events.unregister("before-send", unique_id=self._id("s"))
+            events.unregister("before-send", unique_id=self._id("a"))
+        super().__exit__(*exc)
+
+    def _id(self, which: str) -> str:
+        return f"bench-send-{which}-{id(self)}"
 
     def bill(self, call: aws_calls.Call) -> Bill:
         return self.bills.get(id(call), Bill())
@@ -184,16 +229,26 @@ def _read_units(call: aws_calls.Call, parsed: dict[str, Any]) -> float:
             sizes = [billing.item_size(item) for item in parsed.get("Items", [])]
             return billing.read_call_units(sizes, consistent)
         case "BatchGetItem":
-            sizes = [
-                billing.item_size(item)
-                for items in parsed.get("Responses", {}).values()
-                for item in items
-            ]
-            return billing.read_call_units(sizes, consistent, single=False)
+            return _batch_get_units(call, parsed)
         case "TransactGetItems":
             sizes = [billing.item_size(r.get("Item")) for r in parsed.get("Responses", [])]
             return billing.read_call_units(sizes, True, transactional=True, single=False)
     return 0.0
+
+
+def _batch_get_units(call: aws_calls.Call, parsed: dict[str, Any]) -> float:
+    """Each key a ``BatchGetItem`` asked for (and was answered) costs a ``GetItem``: its item's
+    size, at least one unit, found or not; consistency is each table's own."""
+    units = 0.0
+    unprocessed = parsed.get("UnprocessedKeys") or {}
+    for table, request in call.params["RequestItems"].items():
+        found = parsed.get("Responses", {}).get(table, [])
+        asked = len(request["Keys"]) - len(unprocessed.get(table, {}).get("Keys", []))
+        sizes = [billing.item_size(item) for item in found]
+        sizes += [0] * max(0, asked - len(found))
+        consistent = bool(request.get("ConsistentRead"))
+        units += billing.read_call_units(sizes, consistent, single=False)
+    return units
 
 
 def _payload_bytes(call: aws_calls.Call, parsed: dict[str, Any]) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 KB = 1024
@@ -40,9 +40,11 @@ Item = Mapping[str, Mapping[str, Any]]
 
 def number_size(text: str) -> int:
     """A number's stored size: one byte per two significant digits, plus one (plus one more
-    for a negative number). Leading and trailing zeros are not significant."""
+    for a negative number). Leading and trailing zeros are not significant. AWS calls this
+    approximate (it stores base-100 digits): near a 1 KB boundary a unit may differ."""
     negative = text.strip().startswith("-")
-    digits = Decimal(text.strip().lstrip("+-")).normalize().as_tuple().digits
+    with localcontext(prec=40):  # DynamoDB keeps 38 significant digits; 28 would round them
+        digits = Decimal(text.strip().lstrip("+-")).normalize().as_tuple().digits
     significant = "".join(str(d) for d in digits).strip("0") or "0"
     return math.ceil(len(significant) / 2) + 1 + (1 if negative else 0)
 

@@ -92,6 +92,21 @@ def test_reads_are_billed_by_what_they_read(dynamodb: Any) -> None:
     assert [ledger.bill(c).read_units for c in ledger.calls] == [1.0, 0.5, 3.0]
 
 
+def test_a_batch_read_pays_each_key_asked_found_or_not_at_its_tables_consistency(
+    dynamodb: Any,
+) -> None:
+    dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "body": text(5000)})
+    with BilledCalls() as ledger:
+        # WHEN a consistent batch read asks for a 5 KB item and one that is not there
+        dynamodb.batch_get_item(
+            RequestItems={
+                TABLE: {"Keys": [{"pk": {"S": "a"}}, {"pk": {"S": "gone"}}], "ConsistentRead": True}
+            }
+        )
+    # THEN 2 units for the item, 1 for the missing key
+    assert ledger.bill(ledger.calls[0]).read_units == 3.0
+
+
 def test_an_invocation_keeps_its_own_time_and_the_latency_of_its_calls(dynamodb: Any) -> None:
     with BilledCalls() as ledger, timed_invocation(ledger, "query_consumer"):
         dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "a"}})
