@@ -59,6 +59,7 @@ def in_process_stack(overrides: Mapping[str, str] | None = None) -> Iterator[InP
         warnings.catch_warnings(),
         # the functions' metrics are log lines on stdout (CloudWatch embedded metric format)
         contextlib.redirect_stdout(output),
+        _loggers_writing_to(output),
     ):
         use_emulator(stage_environment("test"))
         os.environ.update({**BENCH_ENVIRONMENT, **(overrides or {})})
@@ -87,6 +88,24 @@ def in_process_stack(overrides: Mapping[str, str] | None = None) -> Iterator[InP
             finally:
                 aws.reset()
                 gc.unfreeze()
+
+
+@contextmanager
+def _loggers_writing_to(output: Output) -> Iterator[None]:
+    """Point the log handlers a previous stack's ``Output`` holds at this one: a logger keeps
+    the stdout it was built with (at the first import of the functions), so without this the
+    lines of a second stack in the same process would be counted by the first."""
+    moved = []
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and isinstance(handler.stream, Output):
+                moved.append((handler, handler.setStream(output)))
+    try:
+        yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
 
 
 def settle_memory() -> None:
