@@ -43,6 +43,19 @@ MILLION = 1_000_000
 STREAM_POLLS_PER_SECOND = 4
 """Lambda polls a DynamoDB stream's shard 4 times a second (Lambda Developer Guide, "Using
 Lambda with DynamoDB"): at the design load a publisher's batch is a quarter second's events."""
+STREAM_SHARDS = 4
+"""Stream shards of the outbox table, each polled on its own. Not measured: a new on-demand
+table is ready for 4,000 writes a second, which takes at least four partitions, and a table's
+stream has a shard per partition (inferred; ``DescribeStream`` on a deployed table tells).
+The page also gives the write path at one shard."""
+CATCH_UP_SECONDS = 60
+"""A consumer's catch-up runs once a minute and folds its seen marks into its watermark."""
+POSITION_DIGITS = 9
+"""Archive positions pass 10^8 after 45 days at the design load (26 events a second): a seen
+mark is then a 9-digit number."""
+PRODUCTION_LOGS = {"POWERTOOLS_LOG_LEVEL": "INFO"}
+"""The deployed stage's log level (.chalice/config.json). A logger takes it when first built,
+so every stack of the run sets it."""
 IDLE_POLLERS = 5
 """Lambda's SQS pollers long-poll an idle queue; each empty receive is billed (AWS Knowledge
 Center, "Why are my Amazon SQS charges higher than expected?"). How many pollers is not
@@ -103,6 +116,11 @@ class Usage:
     s3_puts: float = 0.0
     s3_gets: float = 0.0
     log_bytes: float = 0.0
+    seen_marks: float = 0.0
+    """Seen-mark ``ADD`` writes (already in ``write_units``), their units and their keys' bytes:
+    what ``steady_seen_marks`` reprices at the size the marks' item has at the design load."""
+    seen_mark_units: float = 0.0
+    seen_mark_key_bytes: float = 0.0
 
     def plus(self, other: Usage, times: float = 1.0) -> Usage:
         return Usage(
@@ -179,6 +197,10 @@ def usage_by_actor(ledger: BilledCalls, log_bytes: int, actions: int) -> dict[st
         bill, usage = ledger.bill(call), totals[call.actor]
         usage.write_units += bill.write_units
         usage.index_write_units += bill.index_write_units
+        if str(call.params.get("UpdateExpression", "")).startswith("ADD #seen"):
+            usage.seen_marks += 1
+            usage.seen_mark_units += bill.write_units
+            usage.seen_mark_key_bytes += billing.item_size(call.params["Key"]) + len("seen")
         usage.read_units += bill.read_units
         if call.service == "sns":
             usage.sns_requests += bill.requests
@@ -203,11 +225,22 @@ def usage_by_actor(ledger: BilledCalls, log_bytes: int, actions: int) -> dict[st
     return {actor: usage.times(1 / actions) for actor, usage in sorted(totals.items())}
 
 
-def design_batches(load: DesignLoad = DESIGN) -> dict[str, float]:
-    """Each function's batch at the design load: the publisher gets a quarter second's events
-    a poll; a consumer's queue mapping has no batching window, so Lambda invokes it with what
-    one receive returned: at a few messages a second, one."""
-    return {"outbox_publisher": load.events_per_second / STREAM_POLLS_PER_SECOND}
+def design_batches(load: DesignLoad = DESIGN, shards: int = STREAM_SHARDS) -> dict[str, float]:
+    """Each function's batch at the design load: the publisher gets what reached its shard in a
+    quarter second (Lambda polls a shard 4 times a second); a consumer's queue mapping has no
+    batching window, so Lambda invokes it with what one receive returned: at a few messages a
+    second, one."""
+    per_shard = load.events_per_second / shards
+    return {"outbox_publisher": max(1.0, per_shard / STREAM_POLLS_PER_SECOND)}
+
+
+def consumer_rates(load: DesignLoad = DESIGN) -> dict[str, float]:
+    """Messages a second each consumer receives at ``load``."""
+    return {
+        "query_consumer": load.posts_per_second + 2 * load.comments_per_second,
+        "moderation_consumer": load.comments_per_second,
+        "comments_consumer": load.comments_per_second,
+    }
 
 
 def at_batch(
@@ -228,12 +261,23 @@ def at_batch(
 def batching_window(load: DesignLoad = DESIGN, seconds: float = 1.0) -> dict[str, float]:
     """The consumers' batches if their queue mappings waited ``seconds`` for a batch (at most
     10): what each receives in that time."""
-    rates = {
-        "query_consumer": load.posts_per_second + 2 * load.comments_per_second,
-        "moderation_consumer": load.comments_per_second,
-        "comments_consumer": load.comments_per_second,
-    }
-    return {**design_batches(load), **{k: min(10.0, r * seconds) for k, r in rates.items()}}
+    windowed = {k: min(10.0, r * seconds) for k, r in consumer_rates(load).items()}
+    return {**design_batches(load), **windowed}
+
+
+def steady_seen_marks(usage: Usage, rate: float, batch: float) -> float:
+    """Write units a consumer's seen marks add, per action, at the design load. Each ``ADD``
+    rewrites the marks' item, which grows until the next catch-up folds it: the run measures
+    it nearly empty, with short positions. At ``rate`` messages a second in batches of
+    ``batch``, the item holds up to ``rate`` x ``CATCH_UP_SECONDS`` marks of
+    ``POSITION_DIGITS`` digits."""
+    if usage.seen_marks == 0:
+        return 0.0
+    key_bytes = usage.seen_mark_key_bytes / usage.seen_marks
+    adds = max(1, round(rate * CATCH_UP_SECONDS / batch))
+    mark = billing.number_size("9" * POSITION_DIGITS)
+    units = [billing.write_units(round(key_bytes + k * batch * mark)) for k in range(1, adds + 1)]
+    return usage.seen_marks * sum(units) / adds - usage.seen_mark_units
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -389,23 +433,19 @@ POST_EVENTS = {"PostCreated": 1}
 COMMENT_EVENTS = {"CommentCreated": 1, "CommentModerated": 1, "CommentUpdated": 1}
 
 
-def floor(
-    events: dict[str, float], sizes: dict[str, int], deliveries: dict[str, float], writes: float
-) -> Usage:
-    """The guarantee's physical minimum for ``writes`` user writes causing ``events``: each
-    event written once, durably, with what it records (one write per started KB of it), published
-    once (SNS, in the design load's publisher batches), put into each consumer's queue that
-    wants it, received and deleted there (SQS, one message a receive, as at the design load);
-    each delivery to the query view written once. No compute, no archive, no positions, no
-    schedules: whatever else a design does is above it."""
+def floor(events: dict[str, float], sizes: dict[str, int], deliveries: dict[str, float]) -> Usage:
+    """The guarantee's physical minimum for ``events``: each event written once, durably, with
+    what it records (one write per started KB of it); published once, ten to a request (the
+    most a ``PublishBatch`` takes); put into each queue that wants it (a request per message),
+    received and deleted there ten to a request; and each delivery to the query view written
+    once. No ingress, compute, archive, positions, transactions or schedules: whatever else a
+    design does is above it."""
     delivered = sum(deliveries.values())
-    batch = design_batches()["outbox_publisher"]
     return Usage(
-        api_requests=writes,
         write_units=sum(n * billing.write_units(sizes[kind]) for kind, n in events.items())
         + deliveries.get("query_consumer", 0.0),
-        sns_requests=sum(events.values()) / batch,
-        sqs_requests=2 * delivered,
+        sns_requests=sum(events.values()) / 10,
+        sqs_requests=2 * delivered / 10,
         sqs_deliveries=delivered,
     )
 
@@ -437,7 +477,8 @@ def monthly(schedules: dict[str, dict[str, Any]], alarms: int, metrics: int) -> 
 def write_path(
     result: dict[str, Any], batches: dict[str, float], load: DesignLoad = DESIGN
 ) -> dict[str, Usage]:
-    """Per post at ``batches``, by actor: the post, its comments, and sealing its events."""
+    """Per post at ``batches``, by actor: the post, its comments, sealing their events, and
+    the seen marks' growth at the design load."""
     flows = result["flows"]
     post = at_batch(flows["post"]["1"], flows["post"]["10"], batches)
     comment = at_batch(flows["comment"]["1"], flows["comment"]["10"], batches)
@@ -446,6 +487,12 @@ def write_path(
         for actor in set(post) | set(comment)
     }
     usage["sealing"] = result["sealing"].times(1 + 3 * load.comments_per_post)
+    usage["seen marks at the design load"] = Usage(
+        write_units=sum(
+            steady_seen_marks(usage.get(f"function:{name}", Usage()), rate, batches.get(name, 1))
+            for name, rate in consumer_rates(load).items()
+        )
+    )
     return usage
 
 
@@ -465,7 +512,8 @@ def per_million_posts(result: dict[str, Any], load: DesignLoad = DESIGN) -> dict
         for consumer in ("moderation_consumer", "comments_consumer", "query_consumer")
     }
     events = {**POST_EVENTS} | {k: load.comments_per_post * v for k, v in COMMENT_EVENTS.items()}
-    minimum = floor(events, result["event_sizes"], deliveries, 1 + load.comments_per_post)
+    minimum = floor(events, result["event_sizes"], deliveries)
+    one_shard = write_path(result, design_batches(load, shards=1), load)
     return {
         "write_path": {k: v * MILLION for k, v in priced(writes).items()},
         "by_actor": {
@@ -473,6 +521,7 @@ def per_million_posts(result: dict[str, Any], load: DesignLoad = DESIGN) -> dict
             for actor, usage in sorted(by_actor.items())
         },
         "with_batching_window": sum(priced(windowed).values()) * MILLION,
+        "at_one_shard": sum(priced(sum(one_shard.values(), Usage())).values()) * MILLION,
         "reads": {k: v * MILLION for k, v in priced(reads).items()},
         "fixed": fixed,
         "floor": {k: v * MILLION for k, v in priced(minimum).items()},
@@ -504,12 +553,14 @@ def measure(history: int, history_posts: int, segment_size: int = 1000) -> dict[
     flows: dict[str, dict[str, dict[str, Usage]]] = {"post": {}, "comment": {}}
     CLOCK.start()
     try:
-        with in_process.in_process_stack({"ARCHIVE_SEGMENT_SIZE": str(segment_size)}) as stack:
+        with in_process.in_process_stack(
+            {"ARCHIVE_SEGMENT_SIZE": str(segment_size), **PRODUCTION_LOGS}
+        ) as stack:
             log(f"sealing an archive of {history:,} events")
             sealing, sealed = measure_sealing(stack, history)
     finally:
         CLOCK.stop()
-    with in_process.in_process_stack({"POWERTOOLS_LOG_LEVEL": "INFO"}) as stack:
+    with in_process.in_process_stack(PRODUCTION_LOGS) as stack:
         log(f"a history of {history_posts} posts with {comments} comments each")
         events = write_history(stack, history_posts, comments)
         for n in BATCHES:
@@ -694,11 +745,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"the event-source runner, the API) after a history of "
             f"{result['history_events']:,} events written through the API (the archive's "
             f"sealing over {result['history']:,} archived events), and priced at AWS's "
-            f"on-demand list prices for {REGION} (below, each with its source and date; "
-            f"checked {CHECKED}). DynamoDB units come from the items' real sizes and index "
-            "changes, as AWS sizes them; SNS and SQS requests by 64 KB chunk; Lambda duration "
-            "is each invocation's own CPU time (moto's time taken out), stretched by the vCPU "
-            "share of the function's configured memory, plus an assumed AWS latency per call.",
+            f"on-demand list prices for {REGION} (below, each with its source and date, "
+            f"compiled {CHECKED}; not checked against AWS's live pages). DynamoDB units come "
+            "from the items' sizes and index changes, as AWS sizes them (the seen marks' item "
+            "repriced at the size it reaches at the design load, below); SNS and SQS requests "
+            "by 64 KB chunk. Lambda duration is each invocation's own CPU time (botocore's work "
+            "included, moto's taken out), stretched by the vCPU share of the function's "
+            "configured memory, plus an assumed AWS latency per call: the latency is most of "
+            "the billed time.",
             "",
             "## A million posts at the design load",
             "",
@@ -706,8 +760,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"comments and {load.reads_per_second:g} reads a second, so each post comes with "
             f"{load.comments_per_post:g} comments and {load.reads_per_post:g} reads, "
             f"{load.events_per_second:g} events a second, {load.posts_per_month / MILLION:.2f} "
-            f"million posts a month. The publisher's batch is a quarter second's events "
-            f"({cost['publisher_batch']:g}); a consumer's is one message (no batching window).",
+            f"million posts a month. The publisher's batch is what reaches one of the "
+            f"outbox stream's {STREAM_SHARDS} shards in a quarter second "
+            f"({cost['publisher_batch']:g} events; at one shard, "
+            f"{design_batches(load, shards=1)['outbox_publisher']:g}, the write path would cost "
+            f"{_d(cost['at_one_shard'])}); a consumer's batch is one message (no batching "
+            "window).",
             "",
             report.table(
                 [
@@ -722,15 +780,17 @@ def markdown(result: dict[str, Any]) -> str:
             f"**All in: {_d(total)} per million posts** (write path {_d(total_writes)}, reads "
             f"{_d(sum(reads.values()))}, the month's fixed costs' share "
             f"{_d(sum(fixed.values()))}). "
-            f"The write path costs **{total_writes / total_floor:.1f} times its floor** "
-            f"({_d(total_floor)}). The biggest line item: **{biggest}**, {_d(biggest_cost)}.",
+            f"Without the user's requests (no write or publish, so not in the floor), the "
+            f"write path costs **{(total_writes - write_path['api']) / total_floor:.1f} times "
+            f"its floor** ({_d(total_writes - write_path['api'])} against "
+            f"{_d(total_floor)}). The biggest line item: **{biggest}**, {_d(biggest_cost)}.",
             "",
             "The floor is what no design of this guarantee can avoid: each event written once, "
             "durably, with what it records (one write unit per started KB; the events measured "
-            f"here: {sizes}), published once (in the publisher's batches), put into each queue "
-            "that wants it, received and deleted there, and each delivery to the query view "
-            "written once; plus the user's write request. No compute, archive, positions, "
-            "transactions, schedules or alarms.",
+            f"here: {sizes}), published once, ten to a request, put into each queue that wants "
+            "it, received and deleted there ten to a request, and each delivery to the query "
+            "view written once. No ingress, compute, archive, positions, transactions, "
+            "schedules or alarms.",
             "",
             "Where the write path's money goes, by who pays it (per million posts):",
             "",
@@ -786,15 +846,25 @@ def markdown(result: dict[str, Any]) -> str:
             f"- Lambda: {PLATFORM_LOG_BYTES} bytes of START/END/REPORT log lines an invocation; "
             "AWS latency a call: "
             + ", ".join(f"{k} {v:g} ms" for k, v in ASSUMED_LATENCY_MS.items())
-            + "; cold starts (their INIT is billed since August 2025) left out.",
+            + ".",
             "- Each message SNS delivers into a queue is counted as one SQS request (AWS says "
             '"standard SQS pricing applies").',
             f"- An idle queue's mapping: {IDLE_POLLERS} pollers, a 20 s long poll each "
             "(not documented).",
             f"- KMS: SNS and SQS reuse a data key for {KMS_REUSE_SECONDS} s; requests by their "
             "documented formulas.",
-            "- Left out: free tiers, storage (tables, S3, logs), data transfer, and WAF (off "
-            "by default).",
+            f"- The outbox stream has {STREAM_SHARDS} shards (a new on-demand table's "
+            "partitions; not measured).",
+            f"- Seen marks: a consumer's marks' item holds up to a minute of marks "
+            f"({CATCH_UP_SECONDS} s between catch-ups) of {POSITION_DIGITS}-digit positions "
+            "(10^8 is passed after 45 days); each ADD pays the item's size.",
+            "- Schedules are priced by an idle run: at load each catch-up also reads the "
+            "positions its consumer does not subscribe to (a lower bound).",
+            "- No request carries an `Idempotency-Key` (with one, a write's transaction has a "
+            "third item: 2 more write units).",
+            "- Left out: free tiers, storage (tables, S3, logs), data transfer out of the "
+            "reads' answers, the tables' AWS-managed KMS key's requests, the events key's "
+            "rotations, Lambda's INIT on cold starts, and WAF (off by default).",
         ]
     )
 

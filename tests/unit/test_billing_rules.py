@@ -18,7 +18,16 @@ def item(size_of_text: int, **extra: dict[str, str]) -> dict[str, dict[str, str]
 class TestItemSize:
     @pytest.mark.parametrize(
         ("number", "size"),
-        [("7", 2), ("12", 2), ("123", 3), ("1000", 2), ("0.001", 2), ("-12.5", 4), ("0", 2)],
+        [
+            ("7", 2),
+            ("12", 2),
+            ("123", 3),
+            ("1000", 2),
+            ("0.001", 2),
+            ("-12.5", 4),
+            ("0", 2),
+            ("9" * 38, 20),
+        ],
     )
     def test_a_number_is_a_byte_per_two_significant_digits_plus_one(
         self, number: str, size: int
@@ -125,18 +134,31 @@ class TestDesignLoad:
         # THEN it pays 1 + 9 / 3 a record
         assert usage["function:outbox_publisher"].write_units == pytest.approx(4.0)
 
-    def test_the_publisher_batch_is_a_quarter_second_of_events(self) -> None:
+    def test_the_publisher_batch_is_a_quarter_second_of_a_shards_events(self) -> None:
         assert cost.DESIGN.events_per_second == 26
-        assert cost.design_batches()["outbox_publisher"] == 6.5
+        assert cost.design_batches(shards=1)["outbox_publisher"] == 6.5
+        assert cost.design_batches(shards=4)["outbox_publisher"] == 26 / 16
 
-    def test_the_floor_writes_each_event_once_and_each_view_delivery_once(self) -> None:
+    def test_the_floor_writes_each_event_once_and_batches_what_can_be_batched(self) -> None:
         floor = cost.floor(
             {"PostCreated": 1, "CommentCreated": 4},
             {"PostCreated": 400, "CommentCreated": 1500},
             {"query_consumer": 5, "moderation_consumer": 4},
-            writes=5,
         )
         assert floor.write_units == 1 + 4 * 2 + 5
-        assert floor.sns_requests == pytest.approx(5 / 6.5)
-        assert (floor.sqs_requests, floor.sqs_deliveries) == (18, 9)
-        assert floor.invocations == 0
+        assert floor.sns_requests == pytest.approx(5 / 10)
+        assert floor.sqs_requests == pytest.approx(1.8)
+        assert floor.sqs_deliveries == 9
+        assert (floor.invocations, floor.api_requests) == (0, 0)
+
+    def test_seen_marks_are_repriced_at_the_size_their_item_reaches(self) -> None:
+        # GIVEN one mark an action measured at 1 unit, on a key of 1,000 bytes
+        measured = cost.Usage(seen_marks=1, seen_mark_units=1, seen_mark_key_bytes=1000)
+        # WHEN a message a second comes, one a batch: 60 ADDs of a 6-byte mark a minute
+        extra = cost.steady_seen_marks(measured, rate=1, batch=1)
+        # THEN the first 4 ADDs fit 1 KB, the other 56 take 2 units
+        assert extra == pytest.approx((4 * 1 + 56 * 2) / 60 - 1)
+
+    def test_a_small_item_of_marks_costs_nothing_more(self) -> None:
+        measured = cost.Usage(seen_marks=2, seen_mark_units=2, seen_mark_key_bytes=2 * 50)
+        assert cost.steady_seen_marks(measured, rate=1, batch=1) == 0
