@@ -120,9 +120,6 @@ class Table:
     keys: tuple[str, ...]
     indexes: tuple[Index, ...] = ()
 
-    def key_of(self, item: Item) -> tuple[str, ...]:
-        return tuple(repr(sorted(item[k].items())) for k in self.keys)
-
 
 def table_from_description(description: Mapping[str, Any]) -> Table:
     """A ``Table`` from ``DescribeTable``'s ``Table``."""

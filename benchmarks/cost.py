@@ -732,7 +732,7 @@ def markdown(result: dict[str, Any]) -> str:
         ]
         for name, entry in result["schedules"].items()
     ]
-    price_rows = [[p.per, f"${p.dollars:.10g}", p.source, p.dated] for p in PRICES.values()]
+    price_rows = [[p.per, p.quoted(), p.source, p.dated] for p in PRICES.values()]
     sizes = ", ".join(f"{k} {v} B" for k, v in sorted(result["event_sizes"].items()))
     return "\n".join(
         [

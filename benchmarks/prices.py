@@ -23,6 +23,14 @@ class Price:
     per: str
     source: str
     dated: str
+    quoted_per: int = MILLION
+    """How AWS quotes it: per million requests, per 1,000, or per one (1)."""
+
+    def quoted(self) -> str:
+        amount = self.dollars * self.quoted_per
+        text = f"{amount:.2f}" if round(amount, 2) == amount else f"{amount:.10f}".rstrip("0")
+        per = {1: "", MILLION: " per million"}.get(self.quoted_per, f" per {self.quoted_per:,}")
+        return f"${text}{per}"
 
 
 PRICES = {
@@ -45,6 +53,7 @@ PRICES = {
         "Lambda FAQ (tiers); cloudchipr.com (us-east-1); web.archive.org copy of "
         "aws.amazon.com/lambda/pricing (1 ms rounding)",
         "2026-06-18",
+        quoted_per=1,
     ),
     "dynamodb_write_unit": Price(
         0.625 / MILLION,
@@ -76,18 +85,21 @@ PRICES = {
         "S3 Standard PUT, COPY, POST or LIST request",
         "awsi.click S3 request pricing (us-east-1); c3x.dev",
         "2026",
+        quoted_per=1000,
     ),
     "s3_get": Price(
         0.0004 / 1000,
         "S3 Standard GET request",
         "awsi.click S3 request pricing (us-east-1); c3x.dev",
         "2026",
+        quoted_per=1000,
     ),
     "logs_gb": Price(
         0.50,
         "CloudWatch Logs ingestion, per GB (Standard log class)",
         "c3x.dev CloudWatch Logs costs ('us-east-1, June 2026'); hykell.com",
         "2026-06",
+        quoted_per=1,
     ),
     "custom_metric_month": Price(
         0.30,
@@ -95,21 +107,24 @@ PRICES = {
         "custom metrics)",
         "signoz.io CloudWatch pricing; CloudWatch User Guide (EMF)",
         "2026-02-15",
+        quoted_per=1,
     ),
     "alarm_month": Price(
         0.10,
         "CloudWatch standard-resolution alarm a month",
         "a third-party pricing table only",
         "unknown",
+        quoted_per=1,
     ),
     "kms_key_month": Price(
-        1.00, "KMS customer managed key a month", "aws.amazon.com/kms/pricing", "2026"
+        1.00, "KMS customer managed key a month", "aws.amazon.com/kms/pricing", "2026", 1
     ),
     "kms_request": Price(
         0.03 / 10_000,
         "KMS symmetric request",
         "wring.co KMS pricing; factualminds.com",
         "2026-03-15",
+        quoted_per=10_000,
     ),
 }
 

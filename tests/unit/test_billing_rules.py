@@ -162,3 +162,12 @@ class TestDesignLoad:
     def test_a_small_item_of_marks_costs_nothing_more(self) -> None:
         measured = cost.Usage(seen_marks=2, seen_mark_units=2, seen_mark_key_bytes=2 * 50)
         assert cost.steady_seen_marks(measured, rate=1, batch=1) == 0
+
+
+def test_every_price_names_its_source_and_date_and_is_shown_as_aws_quotes_it() -> None:
+    from benchmarks.prices import PRICES
+
+    assert all(price.source and price.dated for price in PRICES.values())
+    assert PRICES["api_gateway_request"].quoted() == "$3.50 per million"
+    assert PRICES["s3_put"].quoted() == "$0.005 per 1,000"
+    assert PRICES["lambda_gb_second"].quoted() == "$0.0000166667"
