@@ -76,12 +76,13 @@ def writes_table(params: dict[str, Any], table: str) -> bool:
     return table in {params.get("TableName"), *(item.get("TableName") for item in items)}
 
 
-def stored_posts(n: int) -> list[str]:
-    """Write ``n`` posts through the posts store (item and outbox record in one transaction);
-    the outbox records' event ids, oldest first. Nothing publishes them unless a test does."""
+def stored_posts(n: int, prefix: str = "p") -> list[str]:
+    """Write ``n`` posts (ids ``<prefix><i>``) through the posts store (item and outbox record
+    in one transaction); the outbox records' event ids, oldest first. Nothing publishes them
+    unless a test does."""
     ids = []
     for i in range(n):
-        post = PostData(id=f"p{i}", title="t")
+        post = PostData(id=f"{prefix}{i}", title="t")
         event = PostCreated.of(post)
         store.insert(settings.load(), post, event)
         ids.append(event.event_id)

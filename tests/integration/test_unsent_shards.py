@@ -8,8 +8,6 @@ from typing import Any
 from emulator.stack import Stack
 from emulator.template import load
 from functions import aws, names, outbox, settings
-from functions.events import PostCreated, PostData
-from functions.posts import store
 from tests.helpers import backdate_outbox, scan, stored_posts
 
 FAR_FUTURE = datetime.now(UTC) + timedelta(days=1)
@@ -17,17 +15,6 @@ FAR_FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 def _table() -> str:
     return settings.load().table(names.OUTBOX_TABLE)
-
-
-def more_posts(n: int) -> list[str]:
-    """Like ``stored_posts``, with other post ids."""
-    ids = []
-    for i in range(n):
-        post = PostData(id=f"later{i}", title="t")
-        event = PostCreated.of(post)
-        store.insert(settings.load(), post, event)
-        ids.append(event.event_id)
-    return ids
 
 
 def test_records_are_spread_over_the_shards_by_their_event_id(deployed: Stack) -> None:
@@ -51,7 +38,7 @@ def test_the_sweeper_finds_the_oldest_records_of_every_shard(deployed: Stack) ->
     # GIVEN 40 unsent records on many shards, the first 20 of them an hour older
     older = stored_posts(20)
     backdate_outbox(3600)
-    newer = more_posts(20)
+    newer = stored_posts(20, prefix="later")
     assert len({outbox.unsent_shard(i) for i in older}) > 1
     # WHEN the sweeper reads 25, then everything
     first = [r.event_id for r in outbox.unsent(_table(), FAR_FUTURE, limit=25)]
