@@ -22,7 +22,14 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from functions import aws, names
-from functions.dynamo import Item, cancellation_codes, from_item, is_cancelled, to_item
+from functions.dynamo import (
+    Item,
+    batch_get,
+    cancellation_codes,
+    from_item,
+    is_cancelled,
+    to_item,
+)
 from functions.events import Event
 
 UNSENT = "unsent"
@@ -30,8 +37,6 @@ _FAILED = "ConditionalCheckFailed"
 MAX_TRANSACTION = 100
 ATTEMPTS = 3
 _UNSENT_PARTITION, _CREATED_AT = names.OUTBOX_UNSENT_KEY
-BATCH_GET = 100
-"""Keys per ``BatchGetItem`` (DynamoDB's limit)."""
 
 
 def unsent_shard(event_id: str) -> str:
@@ -252,26 +257,8 @@ def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRec
 
 def _read(table: str, event_ids: list[str]) -> list[OutboxRecord]:
     """The records of ``event_ids`` that exist, read strongly consistent, in any order."""
-    client = aws.client("dynamodb")
-    records: list[OutboxRecord] = []
-    for start in range(0, len(event_ids), BATCH_GET):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [
-                    to_item({names.OUTBOX_KEY: event_id})
-                    for event_id in event_ids[start : start + BATCH_GET]
-                ],
-                "ConsistentRead": True,
-            }
-        }
-        while request:
-            response = client.batch_get_item(RequestItems=request)
-            records += [
-                OutboxRecord.model_validate(from_item(item))
-                for item in response["Responses"].get(table, [])
-            ]
-            request = response.get("UnprocessedKeys") or {}
-    return records
+    keys = [to_item({names.OUTBOX_KEY: event_id}) for event_id in event_ids]
+    return [OutboxRecord.model_validate(from_item(item)) for item in batch_get(table, keys)]
 
 
 def oldest_unsent_age(table: str) -> float:
