@@ -51,10 +51,23 @@ class Bill:
     """SNS, SQS and S3 requests (64 KB chunks for SNS and SQS)."""
     delivered: int = 0
     """Messages a ReceiveMessage returned (each one an SNS delivery into the queue)."""
-    cpu_seconds: float = 0.0
-    """CPU time that is not the function's: moto answering the call (from the first to the last
-    ``before-send`` handler) and the ledger's own reads. botocore's work on the client side
-    (validation, serialising, signing, parsing) stays the function's, as on Lambda."""
+    moto_seconds: float = 0.0
+    """CPU time moto took to answer (from the first to the last ``before-send`` handler)."""
+    ledger_seconds: float = 0.0
+    """CPU time of the ledger's own reads and sums around the call."""
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time inside the call that is not the function's. botocore's work on the client
+        side (validation, serialising, signing, parsing) stays the function's, as on Lambda."""
+        return self.moto_seconds + self.ledger_seconds
+
+
+@dataclass
+class _InFlight:
+    before: list[Any] | None
+    ledger_seconds: float
+    moto_seconds: float = 0.0
 
 
 @dataclass
@@ -77,7 +90,7 @@ class BilledCalls(aws_calls.CallCounter):
     invocations: list[Invocation] = field(default_factory=list)
     bills: dict[int, Bill] = field(default_factory=dict)
     _tables: dict[str, billing.Table] = field(default_factory=dict)
-    _started: dict[int, tuple[float, Any]] = field(default_factory=dict)
+    _started: dict[int, _InFlight] = field(default_factory=dict)
     _client: Any = None
 
     def _dynamodb(self) -> Any:
@@ -96,7 +109,7 @@ class BilledCalls(aws_calls.CallCounter):
         call: aws_calls.Call = context["benchmark_call"]
         started = time.thread_time()
         before = self._touched(call) if call.service == "dynamodb" else None
-        self._started[id(call)] = (time.thread_time() - started, before)
+        self._started[id(call)] = _InFlight(before, time.thread_time() - started)
         _CURRENT.call = call
 
     def _send_started(self, **_: Any) -> None:
@@ -105,8 +118,7 @@ class BilledCalls(aws_calls.CallCounter):
     def _send_answered(self, **_: Any) -> None:
         call = getattr(_CURRENT, "call", None)
         if call is not None:
-            overhead, before = self._started[id(call)]
-            self._started[id(call)] = (overhead + time.thread_time() - _CURRENT.sent, before)
+            self._started[id(call)].moto_seconds += time.thread_time() - _CURRENT.sent
 
     def _after(self, parsed: dict[str, Any], context: dict[str, Any], **rest: Any) -> None:
         super()._after(parsed=parsed, context=context, **rest)
@@ -114,10 +126,11 @@ class BilledCalls(aws_calls.CallCounter):
         call: aws_calls.Call | None = context.get("benchmark_call")
         if call is None or id(call) not in self._started:
             return
-        overhead, before = self._started.pop(id(call))
+        flight = self._started.pop(id(call))
         started = time.thread_time()
-        bill = self._bill(call, parsed, before)
-        bill.cpu_seconds = overhead + time.thread_time() - started
+        bill = self._bill(call, parsed, flight.before)
+        bill.moto_seconds = flight.moto_seconds
+        bill.ledger_seconds = flight.ledger_seconds + time.thread_time() - started
         self.bills[id(call)] = bill
 
     def __enter__(self) -> Self:

@@ -120,3 +120,13 @@ def test_an_invocation_keeps_its_own_time_and_the_latency_of_its_calls(dynamodb:
     inside = sum(ledger.bill(c).cpu_seconds for c in ledger.calls)
     assert invocation.own_cpu_seconds >= 0
     assert inside > 0
+
+
+def test_the_time_moto_takes_to_answer_is_not_the_functions(dynamodb: Any) -> None:
+    # GIVEN a read: the ledger reads nothing of its own around it
+    with BilledCalls() as ledger:
+        dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "a"}})
+    # THEN moto's answer is timed, and taken out of the function's CPU
+    bill = ledger.bill(ledger.calls[0])
+    assert bill.moto_seconds > 0
+    assert bill.cpu_seconds >= bill.moto_seconds
