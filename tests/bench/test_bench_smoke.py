@@ -7,12 +7,15 @@ event, the calls are counted) holds.
 """
 
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 from benchmarks import (
     compare_commits,
     cost,
+    in_process,
     local_latency,
     rebuild,
     recovery_vs_history,
@@ -73,6 +76,22 @@ def test_cost_smoke(tmp_path: Path) -> None:
     cost_per_million = result["per_million_posts"]
     assert sum(cost_per_million["write_path"].values()) > sum(cost_per_million["floor"].values())
     assert json.loads((tmp_path / "cost.json").read_text())["alarms"] > 0
+
+
+def test_a_second_stack_counts_the_lines_of_loggers_built_in_the_first() -> None:
+    # GIVEN a logger built while a first stack held stdout (as the functions' loggers are)
+    logger = logging.getLogger("bench-smoke")
+    with in_process.in_process_stack():
+        logger.addHandler(logging.StreamHandler(sys.stdout))
+    try:
+        # WHEN it logs inside a second stack
+        with in_process.in_process_stack() as second:
+            before = second.output.bytes
+            logger.warning("a line")
+            # THEN the second stack counts it
+            assert second.output.bytes > before
+    finally:
+        logger.handlers.clear()
 
 
 def test_local_latency_smoke(tmp_path: Path) -> None:
