@@ -15,7 +15,7 @@ reads the records it found from the table itself, strongly consistent.
 import contextlib
 import hashlib
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -229,6 +229,25 @@ def remember_position(table: str, event_id: str, position: int) -> None:
         )
 
 
+def _unsent_query(table: str, shard: str, older_than: datetime | None = None) -> dict[str, Any]:
+    """The index query of one shard's unsent keys, oldest first (created before
+    ``older_than``, if given)."""
+    condition = "#unsent = :unsent"
+    attribute_names = {"#unsent": _UNSENT_PARTITION}
+    values: dict[str, Any] = {":unsent": shard}
+    if older_than is not None:
+        condition += " AND #created < :cutoff"
+        attribute_names["#created"] = _CREATED_AT
+        values[":cutoff"] = older_than.isoformat()
+    return {
+        "TableName": table,
+        "IndexName": names.OUTBOX_UNSENT_INDEX,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": attribute_names,
+        "ExpressionAttributeValues": to_item(values),
+    }
+
+
 def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRecord]:
     """Unsent records created before ``older_than``, oldest first (at most ``limit``).
 
@@ -240,14 +259,7 @@ def unsent(table: str, older_than: datetime, limit: int = 500) -> list[OutboxRec
     keys: list[dict[str, Any]] = []
     for shard in unsent_shards():
         pages = paginator.paginate(
-            TableName=table,
-            IndexName=names.OUTBOX_UNSENT_INDEX,
-            KeyConditionExpression="#unsent = :unsent AND #created < :cutoff",
-            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION, "#created": _CREATED_AT},
-            ExpressionAttributeValues=to_item(
-                {":unsent": shard, ":cutoff": older_than.isoformat()}
-            ),
-            PaginationConfig={"MaxItems": limit},
+            **_unsent_query(table, shard, older_than), PaginationConfig={"MaxItems": limit}
         )
         keys += [from_item(item) for page in pages for item in page["Items"]]
     oldest = sorted(keys, key=lambda k: (k[_CREATED_AT], k[names.OUTBOX_KEY]))[:limit]
@@ -261,24 +273,20 @@ def _read(table: str, event_ids: list[str]) -> list[OutboxRecord]:
     return [OutboxRecord.model_validate(from_item(item)) for item in batch_get(table, keys)]
 
 
-def oldest_unsent_age(table: str) -> float:
-    """Seconds since the oldest unsent record was created (0 with none): one query a shard."""
+def _oldest_created(table: str) -> datetime | None:
+    """When the oldest unsent record was created (None with none): one query a shard."""
     client = aws.client("dynamodb")
     oldest: list[str] = []
     for shard in unsent_shards():
-        items = client.query(
-            TableName=table,
-            IndexName=names.OUTBOX_UNSENT_INDEX,
-            KeyConditionExpression="#unsent = :unsent",
-            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
-            ExpressionAttributeValues=to_item({":unsent": shard}),
-            Limit=1,
-        )["Items"]
+        items = client.query(**_unsent_query(table, shard), Limit=1)["Items"]
         oldest += [from_item(item)[_CREATED_AT] for item in items]
-    if not oldest:
-        return 0.0
-    created = datetime.fromisoformat(min(oldest))
-    return (datetime.now(UTC) - created).total_seconds()
+    return datetime.fromisoformat(min(oldest)) if oldest else None
+
+
+def oldest_unsent_age(table: str) -> float:
+    """Seconds since the oldest unsent record was created (0 with none): one query a shard."""
+    created = _oldest_created(table)
+    return 0.0 if created is None else (datetime.now(UTC) - created).total_seconds()
 
 
 def oldest_unsent(table: str) -> tuple[int, datetime | None]:
@@ -290,15 +298,6 @@ def oldest_unsent(table: str) -> tuple[int, datetime | None]:
     paginator = aws.client("dynamodb").get_paginator("query")
     count = 0
     for shard in unsent_shards():
-        pages = paginator.paginate(
-            TableName=table,
-            IndexName=names.OUTBOX_UNSENT_INDEX,
-            KeyConditionExpression="#unsent = :unsent",
-            ExpressionAttributeNames={"#unsent": _UNSENT_PARTITION},
-            ExpressionAttributeValues=to_item({":unsent": shard}),
-            Select="COUNT",
-        )
+        pages = paginator.paginate(**_unsent_query(table, shard), Select="COUNT")
         count += sum(int(page["Count"]) for page in pages)
-    if not count:
-        return 0, None
-    return count, datetime.now(UTC) - timedelta(seconds=oldest_unsent_age(table))
+    return (count, _oldest_created(table)) if count else (0, None)
