@@ -185,7 +185,22 @@ def _read_bucket(
     or the table together with its partial segment (whose table records may have expired)."""
     if bucket < current.segmented_through:
         return read_segment(settings, bucket)
-    events = {e.position: e for e in _query_bucket(settings, bucket, first, last)}
+    return _with_partial(
+        settings, current, bucket, _query_bucket(settings, bucket, first, last), first, last
+    )
+
+
+def _with_partial(
+    settings: Settings,
+    current: Head,
+    bucket: int,
+    recorded: Iterable[ArchivedEvent],
+    first: int,
+    last: int,
+) -> list[ArchivedEvent]:
+    """``bucket``'s ``recorded`` table records with its partial segment's between ``first`` and
+    ``last`` (the segment's table records may have expired), in order."""
+    events = {e.position: e for e in recorded}
     if _partial_bucket(settings, current) == bucket:
         for event in read_segment(settings, bucket, current.sealed_through):
             if first <= event.position <= last:
@@ -282,11 +297,8 @@ def _seal(
     table records their TTL; the new head, or None when another run moved the row first."""
     first = bucket * settings.segment_size
     table_items = _query_items(settings, bucket, first, last)
-    events = {e.position: e for e, _ in table_items}
-    if _partial_bucket(settings, current) == bucket:
-        for event in read_segment(settings, bucket, current.sealed_through):
-            events.setdefault(event.position, event)
-    body = "".join(events[p].model_dump_json() + "\n" for p in sorted(events))
+    events = _with_partial(settings, current, bucket, (e for e, _ in table_items), first, last)
+    body = "".join(event.model_dump_json() + "\n" for event in events)
     aws.client("s3").put_object(
         Bucket=settings.archive_bucket,
         Key=_segment_key(bucket, None if complete else last),
