@@ -1,11 +1,13 @@
 """Reading the emulated AWS state in tests."""
 
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions import aws, names, settings
+from functions import archive, aws, names, settings
 from functions.dynamo import from_item, to_item
-from functions.events import PostCreated, PostData
+from functions.events import Event, PostCreated, PostData
 from functions.posts import store
 from functions.subscriptions import checkpoint
 from operations import ops
@@ -74,6 +76,29 @@ def writes_table(params: dict[str, Any], table: str) -> bool:
     """Whether a PutItem or TransactWriteItems call's parameters write ``table``."""
     items = [next(iter(item.values())) for item in params.get("TransactItems", [])]
     return table in {params.get("TableName"), *(item.get("TableName") for item in items)}
+
+
+def archive_events(
+    config: settings.Settings, events: Sequence[Event | None]
+) -> list[archive.ArchivedEvent]:
+    """Archive ``events`` at new consecutive positions, as the publisher does (allocate, then
+    record); None leaves a hole at its position. The archived events."""
+    positions = archive.allocate(config, len(events))
+    now = time.time()
+    recorded = [
+        archive.ArchivedEvent(
+            position=position,
+            event_id=event.event_id,
+            event_type=event.type,
+            payload=event.to_json(),
+            archived_at=now,
+        )
+        for position, event in zip(positions, events, strict=True)
+        if event is not None
+    ]
+    for start in range(0, len(recorded), 1000):
+        archive.record(config, recorded[start : start + 1000])
+    return recorded
 
 
 def stored_posts(n: int, prefix: str = "p") -> list[str]:

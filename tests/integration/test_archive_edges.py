@@ -13,29 +13,18 @@ from functions import archive, aws, names, settings
 from functions.archive import ArchivedEvent, Head
 from functions.dynamo import from_item
 from functions.events import PostCreated, PostData
-from tests.helpers import PREFIX
+from tests.helpers import PREFIX, archive_events
 
 pytestmark = pytest.mark.usefixtures("deployed")
 
 
 def archived(count: int, holes: tuple[int, ...] = ()) -> list[ArchivedEvent]:
-    """Allocate ``count`` positions and record a post at each, except at ``holes``."""
-    config = settings.load()
-    events = []
-    for position in archive.allocate(config, count):
-        post = PostCreated.of(PostData(id=f"p{position}", title=f"post {position}"))
-        events.append(
-            ArchivedEvent(
-                position=position,
-                event_id=post.event_id,
-                event_type=post.type,
-                payload=post.to_json(),
-                archived_at=time.time(),
-            )
-        )
-    recorded = [e for e in events if e.position not in holes]
-    archive.record(config, recorded)
-    return recorded
+    """Record a post at each of ``count`` new positions, except the ``holes`` (counted from 1:
+    on the fresh stack, the positions themselves)."""
+    posts = [PostCreated.of(PostData(id=f"p{n}", title=f"post {n}")) for n in range(1, count + 1)]
+    return archive_events(
+        settings.load(), [None if n in holes else posts[n - 1] for n in range(1, count + 1)]
+    )
 
 
 def test_an_empty_archive_has_the_default_head_and_reads_nothing() -> None:

@@ -19,6 +19,7 @@ from functions.events import CommentCreated, CommentData, Event, PostCreated, Po
 from functions.settings import Settings
 from functions.subscriptions import checkpoint, follower
 from functions.subscriptions.subscription import Subscription
+from tests.helpers import archive_events
 
 
 @dataclass
@@ -42,25 +43,9 @@ def tap(recorder: Recorder, tracks: tuple[str, ...] = ("main",)) -> Subscription
     )
 
 
-def archived(events: list[Event | None]) -> list[int]:
-    """Archive ``events`` at consecutive positions (None: a hole); the positions."""
-    config = settings.load()
-    positions = list(archive.allocate(config, len(events)))
-    archive.record(
-        config,
-        [
-            archive.ArchivedEvent(
-                position=position,
-                event_id=event.event_id,
-                event_type=event.type,
-                payload=event.to_json(),
-                archived_at=time.time(),
-            )
-            for position, event in zip(positions, events, strict=True)
-            if event is not None
-        ],
-    )
-    return positions
+def archived(events: list[Event | None]) -> None:
+    """Archive ``events`` at consecutive positions (None: a hole)."""
+    archive_events(settings.load(), events)
 
 
 def post(title: str) -> PostCreated:

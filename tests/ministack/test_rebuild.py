@@ -3,7 +3,6 @@
 rebuild query`` resuming it to the switch; the view it built equals one folded afresh."""
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from functions.events import PostCreated, PostData
 from functions.query import projection, recovery, store
 from functions.subscriptions import follower
 from operations import deployed
+from tests.helpers import archive_events
 from tests.ministack.conftest import STACK, Lane
 from tests.ministack.test_blog_command import blog
 
@@ -43,22 +43,10 @@ def on_the_stack(lane: Lane, monkeypatch: pytest.MonkeyPatch) -> Iterator[settin
 
 
 def archive_posts(config: settings.Settings, count: int) -> None:
-    positions = archive.allocate(config, count)
-    now = time.time()
-    events = []
-    for position in positions:
-        event = PostCreated.of(PostData(id=ids.new_id(), title=f"post at {position}"))
-        events.append(
-            archive.ArchivedEvent(
-                position=position,
-                event_id=event.event_id,
-                event_type=event.type,
-                payload=event.to_json(),
-                archived_at=now,
-            )
-        )
-    for start in range(0, len(events), 1000):
-        archive.record(config, events[start : start + 1000])
+    archive_events(
+        config,
+        [PostCreated.of(PostData(id=ids.new_id(), title=f"post {n}")) for n in range(count)],
+    )
 
 
 def fresh_view(config: settings.Settings) -> list[dict[str, Any]]:
